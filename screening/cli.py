@@ -1,0 +1,141 @@
+"""Command line: ``screening screen | trials | validate | schema``.
+
+Exit codes: 0 done, 2 bad input (rules file, patient file, option), with a message naming the
+file and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import screen as screen_api
+from .errors import ScreeningError
+from .patient.io import load_patient
+from .patient.model import PatientProfile
+from .render.text import render_text
+from .rules.loader import RuleSet, load_rules
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Clinical-trial eligibility screening with explained verdicts.")
+
+BAD_INPUT = 2
+DEFAULT_RULES = "rules"
+
+
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def _console() -> Console:
+    return Console(width=None if sys.stdout.isatty() else 120, highlight=False)
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    return typer.Exit(BAD_INPUT)
+
+
+def _rules(directory: Path | None) -> RuleSet:
+    return load_rules(directory or Path(os.environ.get("SCREENING_RULES", DEFAULT_RULES)))
+
+
+RulesOption = Annotated[Optional[Path], typer.Option("--rules", help="Rules directory (default: $SCREENING_RULES or ./rules)")]
+
+
+def _date(value: str | None) -> dt.date:
+    if value is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--as-of: not a date in YYYY-MM-DD form: {value!r}") from None
+
+
+@app.command()
+def screen(
+    patient: Annotated[Path, typer.Argument(help="Patient profile (JSON)")],
+    rules: RulesOption = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
+    format: Annotated[Format, typer.Option("--format", help="text or json")] = Format.TEXT,
+    trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
+) -> None:
+    """Screen one patient against every loaded trial and explain each verdict."""
+    screening_date = _date(as_of)
+    try:
+        ruleset = _rules(rules)
+        profile = load_patient(patient)
+        result = screen_api(profile, ruleset, as_of=screening_date, trials=trial)
+    except ScreeningError as exc:
+        raise _fail(str(exc)) from None
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    if format is Format.JSON:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        render_text(result, _console())
+
+
+@app.command()
+def trials(rules: RulesOption = None, format: Annotated[Format, typer.Option("--format")] = Format.TEXT) -> None:
+    """List the loaded trials."""
+    try:
+        ruleset = _rules(rules)
+    except ScreeningError as exc:
+        raise _fail(str(exc)) from None
+    rows = [
+        {
+            "trial_id": t.trial.id,
+            "title": t.trial.title,
+            "phase": t.trial.phase,
+            "version": t.trial.version,
+            "rules_hash": t.rules_hash,
+            "basis": t.trial.source.basis.value,
+            "criteria": len(t.trial.criteria),
+            "file": t.file,
+        }
+        for t in ruleset.trials.values()
+    ]
+    if format is Format.JSON:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"Trials in {ruleset.directory}")
+    for column in ("trial_id", "phase", "criteria", "version", "rules_hash", "basis", "title"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[c]) for c in ("trial_id", "phase", "criteria", "version", "rules_hash", "basis", "title")))
+    _console().print(table)
+
+
+@app.command()
+def validate(directory: Annotated[Optional[Path], typer.Argument(help="Rules directory (default: ./rules)")] = None) -> None:
+    """Check the rules files and code lists; exit 2 naming the file and criterion on a problem."""
+    try:
+        ruleset = _rules(directory)
+    except ScreeningError as exc:
+        raise _fail(str(exc)) from None
+    n_criteria = sum(len(t.trial.criteria) for t in ruleset.trials.values())
+    typer.echo(f"ok: {len(ruleset.trials)} trials, {n_criteria} criteria, {len(ruleset.codelists)} code lists in {ruleset.directory}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the patient profile JSON Schema."""
+    sys.stdout.write(json.dumps(PatientProfile.model_json_schema(), indent=2, sort_keys=True) + "\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Clinical derivations: scores and unit conversions."""

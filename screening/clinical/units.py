@@ -1,0 +1,85 @@
+"""Unit normalization: a lab value in any UCUM unit to its analyte's canonical unit.
+
+UCUM (unitsofmeasure.org) codes are translated to pint (a maintained units library that knows
+SI prefixes and dimensions) with a few rules: ``{annotation}`` is 1, ``10*9`` is 1e9, ``[IU]`` is an
+arbitrary international unit, ``meq`` is mmol divided by the analyte's valence. Mass <-> substance
+uses the analyte's molar mass (see :mod:`screening.clinical.analytes`). Anything else that does not
+convert is a :class:`UnitError`, never a guess. Factors are computed once per (analyte, unit).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache, lru_cache
+
+import pint
+
+from ..errors import UnitError
+from .analytes import ANALYTES, Analyte
+
+_UCUM_CHARS = re.compile(r"^[A-Za-z0-9\[\]{}/.*^%()\-]+$")
+_ANNOTATION = re.compile(r"\{[^{}]*\}")
+_POWER_OF_TEN = re.compile(r"10\*(-?\d+)|10\^(-?\d+)")
+_EQUIVALENT = re.compile(r"(?<![A-Za-z])([munp]?)(?:eq|Eq)(?![A-Za-z])")
+
+SIGNIFICANT_DIGITS = 12  # converted values are rounded so float noise cannot cross a cut-off
+
+
+@cache
+def _registry() -> pint.UnitRegistry:
+    registry = pint.UnitRegistry(autoconvert_offset_to_baseunit=False)
+    registry.define("international_unit = [international_unit] = IU")
+    return registry
+
+
+def _to_pint(ucum: str, analyte: Analyte) -> str:
+    if not _UCUM_CHARS.match(ucum):
+        raise UnitError(f"{ucum!r} is not a UCUM unit", field="unit")
+    expr = _ANNOTATION.sub("1", ucum).replace("[IU]", "IU").replace("[iU]", "IU")
+    expr = _POWER_OF_TEN.sub(lambda m: f"1e{m.group(1) or m.group(2)}", expr)
+    if _EQUIVALENT.search(expr):
+        if analyte.valence is None:
+            raise UnitError(f"{ucum!r}: equivalents need a valence, which {analyte.name} has none of", field="unit")
+        expr = _EQUIVALENT.sub(lambda m: f"({m.group(1)}mol/{analyte.valence})", expr)
+    expr = expr.replace("[", "").replace("]", "").replace(".", "*")
+    return expr or "1"
+
+
+@lru_cache(maxsize=4096)
+def conversion_factor(analyte_name: str, ucum: str) -> float:
+    """Factor that turns a value of ``analyte_name`` in ``ucum`` into its canonical unit."""
+    analyte = ANALYTES[analyte_name]
+    if analyte.unit is None:
+        raise UnitError(f"{analyte.display} is qualitative and takes no unit", field="unit")
+    registry = _registry()
+    try:
+        source = registry.parse_expression(_to_pint(ucum, analyte))
+        target = registry.parse_expression(_to_pint(analyte.unit, analyte))
+        if not isinstance(source, pint.Quantity):
+            source = registry.Quantity(source, "")
+        if not isinstance(target, pint.Quantity):
+            target = registry.Quantity(target, "")
+        if source.dimensionality == target.dimensionality:
+            return float((source / target).to("").magnitude)
+        if analyte.molar_mass is not None:
+            with registry.context("chemistry", mw=analyte.molar_mass * registry("g/mol")):
+                return float(source.to(target.units).magnitude / target.magnitude)
+    except UnitError:
+        raise
+    except (pint.errors.PintError, ValueError, TypeError, AttributeError, SyntaxError, ZeroDivisionError) as exc:
+        raise UnitError(f"{ucum!r} is not a unit this engine understands ({exc})", field="unit") from exc
+    raise UnitError(f"{ucum!r} cannot be converted to {analyte.unit} for {analyte.display}", field="unit")
+
+
+def check_unit(analyte_name: str, ucum: str) -> None:
+    """Raise :class:`UnitError` unless ``ucum`` converts to the analyte's canonical unit."""
+    conversion_factor(analyte_name, ucum)
+
+
+def to_canonical(analyte_name: str, value: float, ucum: str) -> float:
+    """``value`` in ``ucum``, expressed in the analyte's canonical unit."""
+    return round_significant(value * conversion_factor(analyte_name, ucum))
+
+
+def round_significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    return float(f"{value:.{digits}g}")

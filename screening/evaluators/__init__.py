@@ -1,0 +1,1 @@
+"""Evaluators of the one rule model. ``explain`` is the reference semantics."""

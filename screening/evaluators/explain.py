@@ -1,0 +1,313 @@
+"""The explaining evaluator: the reference semantics every other evaluator must match.
+
+It walks a criterion's expression with one handler per node class (``HANDLERS``), combining
+children with the Kleene connectives of :mod:`screening.logic`, and records as it goes the
+evidence each node used, the data it misses and a plain reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from .. import logic
+from .._version import __version__
+from ..clinical.units import conversion_factor, round_significant
+from ..facts.catalog import FACTS
+from ..facts.intervals import Interval, test, test_integer
+from ..facts.resolve import PatientFacts
+from ..logic import CriterionKind, Outcome, Truth
+from ..patient.model import PatientProfile
+from ..results import CriterionResult, Evidence, ScreeningResult, TrialResult
+from ..rules.loader import LoadedTrial, RuleSet
+from ..rules.model import (
+    AllOf,
+    AnyOf,
+    AtLeast,
+    Basis,
+    Compare,
+    Criterion,
+    HasCondition,
+    HasMedication,
+    HasProcedure,
+    ImagingFinding,
+    Is,
+    LabResult,
+    Not,
+    Op,
+    Range,
+)
+
+STUDY_DESCRIPTION_CAVEAT = (
+    "The registry record publishes no eligibility criteria: these criteria are derived from the study "
+    "description, not the protocol. Confirm eligibility with the study team."
+)
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    value: Truth
+    evidence: tuple[Evidence, ...] = ()
+    missing: tuple[str, ...] = ()
+    reason: str = ""
+
+
+Handler = Callable[[object, PatientFacts], NodeResult]
+
+
+def evaluate(expr: object, facts: PatientFacts) -> NodeResult:
+    return HANDLERS[type(expr)](expr, facts)
+
+
+# -- connectives -----------------------------------------------------------------------------------
+
+
+def _combine(value: Truth, children: Sequence[NodeResult], joiner: str) -> NodeResult:
+    relevant = [c for c in children if c.value is value] if value is not None else list(children)
+    missing = [m for c in children if c.value is None for m in c.missing] if value is None else []
+    reasons = [c.reason for c in (relevant if value is not None else [c for c in children if c.value is None])]
+    return NodeResult(value, tuple(e for c in relevant for e in c.evidence), tuple(dict.fromkeys(missing)), joiner.join(dict.fromkeys(reasons)))
+
+
+def _all(expr: AllOf, facts: PatientFacts) -> NodeResult:
+    children = [evaluate(e, facts) for e in expr.of]
+    return _combine(logic.all_of(c.value for c in children), children, "; ")
+
+
+def _any(expr: AnyOf, facts: PatientFacts) -> NodeResult:
+    children = [evaluate(e, facts) for e in expr.of]
+    return _combine(logic.any_of(c.value for c in children), children, "; ")
+
+
+def _at_least(expr: AtLeast, facts: PatientFacts) -> NodeResult:
+    children = [evaluate(e, facts) for e in expr.of]
+    value = logic.at_least(expr.n, (c.value for c in children))
+    met = sum(c.value is True for c in children)
+    result = _combine(value, children, "; ")
+    return NodeResult(result.value, result.evidence, result.missing, f"{met} of {len(children)} hold, {expr.n} needed: {result.reason}")
+
+
+def _not(expr: Not, facts: PatientFacts) -> NodeResult:
+    child = evaluate(expr.of, facts)
+    return NodeResult(logic.not_(child.value), child.evidence, child.missing, child.reason)
+
+
+# -- numbers and categories ------------------------------------------------------------------------
+
+_ACCEPT: dict[Op, Callable[[float], Interval]] = {
+    Op.LT: lambda v: Interval(-math.inf, v, high_open=True),
+    Op.LE: lambda v: Interval(-math.inf, v),
+    Op.GT: lambda v: Interval(v, math.inf, low_open=True),
+    Op.GE: lambda v: Interval(v, math.inf),
+    Op.EQ: Interval.point,
+    Op.NE: Interval.point,  # negated below
+}
+
+
+def _threshold(fact: str, value: float, unit: str | None) -> float:
+    spec = FACTS[fact]
+    if spec.analyte is not None and unit is not None:
+        return round_significant(value * conversion_factor(spec.analyte, unit))
+    return value
+
+
+def _describe_number(label: str, interval: Interval, unit: str | None, missing: bool) -> str:
+    unit_text = {"a": " years", "1": "", None: ""}.get(unit, f" {unit}")
+    if missing and not interval.bounded and math.isinf(interval.low) and math.isinf(interval.high):
+        return f"{label} is missing"
+    if interval.is_point:
+        return f"{label} is {interval.low:g}{unit_text}"
+    low = f"{interval.low:g}" if math.isfinite(interval.low) else "-inf"
+    high = f"{interval.high:g}" if math.isfinite(interval.high) else "inf"
+    return f"{label} is between {low} and {high}{unit_text}"
+
+
+def _number_test(fact_name: str, within, accepted: Interval, negate: bool, wanted: str, facts: PatientFacts) -> NodeResult:
+    spec = FACTS[fact_name]
+    fact = facts.number(fact_name, within)
+    value = (test_integer if spec.integer else test)(fact.interval, accepted)
+    if negate:
+        value = logic.not_(value)
+    verb = {True: "meets", False: "does not meet", None: "cannot be checked against"}[value]
+    reason = f"{_describe_number(fact.label, fact.interval, fact.unit, bool(fact.missing))}, which {verb} {wanted}"
+    return NodeResult(value, fact.evidence, fact.missing if value is None else (), reason)
+
+
+def _unit_text(unit: str | None) -> str:
+    return {"a": " years", None: "", "1": ""}.get(unit, f" {unit}")
+
+
+def _compare(expr: Compare, facts: PatientFacts) -> NodeResult:
+    threshold = _threshold(expr.fact, expr.value, expr.unit)
+    wanted = f"{expr.op.value} {expr.value:g}{_unit_text(expr.unit)}"
+    return _number_test(expr.fact, expr.within, _ACCEPT[expr.op](threshold), expr.op is Op.NE, wanted, facts)
+
+
+def _range(expr: Range, facts: PatientFacts) -> NodeResult:
+    low = _threshold(expr.fact, expr.min, expr.unit) if expr.min is not None else -math.inf
+    high = _threshold(expr.fact, expr.max, expr.unit) if expr.max is not None else math.inf
+    accepted = Interval(low, high, not expr.min_inclusive, not expr.max_inclusive)
+    left = "[" if expr.min_inclusive else "("
+    right = "]" if expr.max_inclusive else ")"
+    lo = f"{expr.min:g}" if expr.min is not None else "-inf"
+    hi = f"{expr.max:g}" if expr.max is not None else "inf"
+    return _number_test(expr.fact, expr.within, accepted, False, f"the range {left}{lo}, {hi}{right}{_unit_text(expr.unit)}", facts)
+
+
+def _is(expr: Is, facts: PatientFacts) -> NodeResult:
+    fact = facts.category(expr.fact)
+    accepted = expr.accepted
+    value: Truth = True if fact.possible <= accepted else (False if not (fact.possible & accepted) else None)
+    shown = " or ".join(sorted(str(v).lower() if isinstance(v, bool) else str(v) for v in fact.possible))
+    wanted = " or ".join(sorted(str(v).lower() if isinstance(v, bool) else str(v) for v in accepted))
+    if fact.missing and value is None and len(fact.possible) == len(FACTS[expr.fact].values):
+        reason = f"{fact.label} is not recorded (needed: {wanted})"
+    else:
+        reason = f"{fact.label} is {shown}" + ("" if value else f", not {wanted}" if value is False else f"; cannot tell whether {wanted}")
+    return NodeResult(value, fact.evidence, fact.missing if value is None else (), reason)
+
+
+# -- records ---------------------------------------------------------------------------------------
+
+
+def _finding(value: Truth, finding, found: str, absent: str) -> NodeResult:
+    reason = {True: found, False: absent, None: f"cannot tell: {found.lower()}?"}[value]
+    return NodeResult(value, finding.evidence, finding.missing if value is None else (), reason)
+
+
+def _records(what: str, title: str, timing: str, finding) -> NodeResult:
+    names = ", ".join(dict.fromkeys(e.label for e in finding.evidence))
+    found = f"{title} ({timing}): {names}" if names else f"{title} ({timing})"
+    if finding.value is None and not finding.evidence:
+        return NodeResult(None, (), finding.missing, f"{title} ({timing}): {what} not reviewed")
+    return _finding(finding.value, finding, found, f"no {title} ({timing}) in {finding.detail.split('(', 1)[-1].rstrip(')') or what}")
+
+
+def _condition(expr: HasCondition, facts: PatientFacts) -> NodeResult:
+    timing = expr.timing.value + (f" in the last {expr.within.describe()}" if expr.within else "")
+    return _records("conditions", facts.codelists[expr.codes].title, timing, facts.condition(expr.codes, expr.timing, expr.within))
+
+
+def _medication(expr: HasMedication, facts: PatientFacts) -> NodeResult:
+    timing = expr.timing.value + (f" in the last {expr.within.describe()}" if expr.within else "")
+    return _records("medications", facts.codelists[expr.codes].title, timing, facts.medication(expr.codes, expr.timing, expr.within))
+
+
+def _procedure(expr: HasProcedure, facts: PatientFacts) -> NodeResult:
+    timing = f"in the last {expr.within.describe()}" if expr.within else "ever"
+    if expr.at_least > 1:
+        timing += f", at least {expr.at_least} times"
+    return _records("procedures", facts.codelists[expr.codes].title, timing, facts.procedure(expr.codes, expr.within, expr.at_least))
+
+
+def _imaging(expr: ImagingFinding, facts: PatientFacts) -> NodeResult:
+    finding = facts.imaging(expr.finding, expr.modality, expr.within)
+    kinds = "/".join(m.value for m in expr.modality) or "imaging"
+    window = (expr.within or facts.defaults.imaging_within).describe()
+    if finding.value is None:
+        return NodeResult(None, (), finding.missing, f"no {kinds} in the last {window}")
+    return _finding(finding.value, finding, f"{kinds} shows {expr.finding}", f"{kinds} in the last {window} does not show {expr.finding}")
+
+
+def _lab_result(expr: LabResult, facts: PatientFacts) -> NodeResult:
+    finding = facts.lab_result(expr.analyte, expr.result == "positive", expr.within)
+    window = (expr.within or facts.defaults.lab_within).describe()
+    if finding.value is None and not finding.evidence:
+        return NodeResult(None, (), finding.missing, f"no {finding.detail} result in the last {window}")
+    shown = ", ".join(str(e.value) for e in finding.evidence)
+    return _finding(finding.value, finding, f"{finding.detail} is {shown}", f"{finding.detail} is {shown}, not {expr.result}")
+
+
+HANDLERS: dict[type, Handler] = {
+    AllOf: _all,
+    AnyOf: _any,
+    Not: _not,
+    AtLeast: _at_least,
+    Compare: _compare,
+    Range: _range,
+    Is: _is,
+    LabResult: _lab_result,
+    HasCondition: _condition,
+    HasMedication: _medication,
+    HasProcedure: _procedure,
+    ImagingFinding: _imaging,
+}
+
+# -- criteria, trials, patients --------------------------------------------------------------------
+
+_OUTCOME_WORD = {Outcome.MET: "Met", Outcome.NOT_MET: "Not met", Outcome.UNKNOWN: "Unknown", Outcome.NOT_APPLICABLE: "Not applicable"}
+
+
+def _evidence_key(ev: Evidence) -> tuple:
+    return (ev.date or dt.date.min, ev.fact, ev.label, str(ev.value), ev.source or "")
+
+
+def _sorted_unique(items: Iterable[Evidence]) -> tuple[Evidence, ...]:
+    unique = {ev.model_dump_json(): ev for ev in items}
+    return tuple(sorted(unique.values(), key=_evidence_key))
+
+
+def evaluate_criterion(criterion: Criterion, facts: PatientFacts) -> CriterionResult:
+    rule = evaluate(criterion.rule, facts)
+    if criterion.applies_when is None:
+        outcome = logic.outcome_of(rule.value)
+        evidence, missing, reason = rule.evidence, rule.missing, rule.reason
+    else:
+        applies = evaluate(criterion.applies_when, facts)
+        outcome = logic.applicable(applies.value, rule.value, criterion.kind)
+        if outcome is Outcome.NOT_APPLICABLE:
+            evidence, missing, reason = applies.evidence, (), f"does not apply: {applies.reason}"
+        elif outcome is Outcome.UNKNOWN:
+            evidence = applies.evidence + rule.evidence
+            missing = tuple(dict.fromkeys((applies.missing if applies.value is None else ()) + rule.missing))
+            reason = f"{rule.reason}; applies when {applies.reason}" if applies.value is None else rule.reason
+        else:
+            evidence, missing, reason = applies.evidence + rule.evidence, (), rule.reason
+    reason = reason[:1].upper() + reason[1:] if reason else ""
+    return CriterionResult(
+        id=criterion.id,
+        kind=criterion.kind,
+        text=criterion.text,
+        outcome=outcome,
+        reason=f"{_OUTCOME_WORD[outcome]}: {reason}.",
+        evidence=_sorted_unique(evidence),
+        missing=tuple(sorted(set(missing))) if outcome is Outcome.UNKNOWN else (),
+    )
+
+
+def trial_result(loaded: LoadedTrial, criteria: Sequence[CriterionResult]) -> TrialResult:
+    """Assemble a trial's result from its criterion results: the verdict's one collapse point."""
+    trial = loaded.trial
+    verdict = logic.verdict((c.kind, c.outcome) for c in criteria)
+    caveats = ((STUDY_DESCRIPTION_CAVEAT,) if trial.source.basis is Basis.STUDY_DESCRIPTION else ()) + trial.caveats
+    unknown = [c for c in criteria if c.outcome is Outcome.UNKNOWN]
+    return TrialResult(
+        trial_id=trial.id,
+        title=trial.title,
+        rules_version=trial.version,
+        rules_hash=loaded.rules_hash,
+        verdict=verdict,
+        deciding=tuple(c.id for c in criteria if logic.fails(c.kind, c.outcome)),
+        missing=tuple(sorted({m for c in unknown for m in c.missing})) if verdict is logic.Verdict.UNDETERMINED else (),
+        caveats=caveats,
+        criteria=tuple(criteria),
+    )
+
+
+def screen_trial(profile: PatientProfile, loaded: LoadedTrial, codelists, as_of: dt.date) -> TrialResult:
+    facts = PatientFacts(profile, as_of, loaded.trial.defaults, codelists)
+    return trial_result(loaded, [evaluate_criterion(c, facts) for c in loaded.trial.criteria])
+
+
+def screen_patient(profile: PatientProfile, rules: RuleSet, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
+    """Screen one patient against the trials of ``rules`` (all, or ``trial_ids``) at ``as_of``."""
+    selected = [rules.trials[t] for t in (sorted(set(trial_ids)) if trial_ids is not None else rules.trials)]
+    return ScreeningResult(
+        patient_id=profile.id,
+        as_of=as_of,
+        engine_version=__version__,
+        results=tuple(screen_trial(profile, loaded, rules.codelists, as_of) for loaded in selected),
+    )
+

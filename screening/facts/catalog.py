@@ -1,0 +1,52 @@
+"""The facts a rule may name, with their kind and canonical unit. The loader checks rules
+against this catalog; :mod:`screening.facts.resolve` computes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ..clinical.analytes import ANALYTES
+from ..patient.model import AssessmentName, ConsentStatus, Sex
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    name: str
+    label: str
+    kind: Literal["number", "category"]
+    unit: str | None = None  # canonical unit of a number fact (a lab's unit converts to it)
+    integer: bool = False
+    values: tuple[str | bool, ...] = ()  # possible values of a category fact
+    analyte: str | None = None
+    windowed: bool = False  # takes a look-back window (labs, assessments, scores built from them)
+
+
+CHILD_PUGH_COMPONENTS = ("bilirubin", "albumin", "inr", "ascites", "encephalopathy")
+SCORES = {"meld": "MELD", "meld_na": "MELD-Na", "meld_3": "MELD 3.0"}
+
+_specs: list[FactSpec] = [
+    FactSpec("age", "Age", "number", unit="a", integer=True),
+    FactSpec("sex", "Sex", "category", values=tuple(s.value for s in Sex)),
+    FactSpec("pregnant", "Pregnant", "category", values=(True, False)),
+    FactSpec("lactating", "Lactating", "category", values=(True, False)),
+    FactSpec("childbearing_potential", "Child-bearing potential", "category", values=(True, False)),
+    FactSpec("consent", "Consent", "category", values=tuple(c.value for c in ConsentStatus)),
+    FactSpec("dialysis", "Dialysis at least twice in the past week", "category", values=(True, False)),
+    FactSpec("child_pugh.score", "Child-Pugh score", "number", integer=True, windowed=True),
+    FactSpec("child_pugh.class", "Child-Pugh class", "category", values=("A", "B", "C"), windowed=True),
+    *(FactSpec(f"child_pugh.points.{c}", f"Child-Pugh {c} points", "number", integer=True, windowed=True) for c in CHILD_PUGH_COMPONENTS),
+    *(FactSpec(name, label, "number", integer=True, windowed=True) for name, label in SCORES.items()),
+    *(
+        FactSpec(f"lab.{a.name}", a.display, "number", unit=a.unit, analyte=a.name, windowed=True)
+        for a in ANALYTES.values()
+        if a.unit is not None
+    ),
+    *(
+        FactSpec(f"assessment.{n.value}", n.value.replace("_", " ").capitalize(), "number", integer=True, windowed=True)
+        for n in AssessmentName
+    ),
+]
+
+FACTS: dict[str, FactSpec] = {spec.name: spec for spec in _specs}
+QUALITATIVE_ANALYTES = tuple(a.name for a in ANALYTES.values() if a.unit is None)

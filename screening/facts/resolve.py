@@ -1,0 +1,457 @@
+"""Resolve facts about one patient at one screening date.
+
+:class:`PatientFacts` normalizes a profile once (labs to canonical units, records dated after the
+screening date dropped) and answers the questions rule expressions ask, each answer carrying the
+evidence it used and the data that is missing. Derived scores with missing or censored inputs
+are intervals: every input is a range (a missing one spans its whole domain) and the score is
+evaluated at every corner of that box; the scores are monotone (Child-Pugh, MELD, MELD-Na) or
+multilinear (MELD 3.0) in their inputs, so the corners bound every possible value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ..clinical import child_pugh, meld
+from ..clinical.analytes import ANALYTE_BY_LOINC, ANALYTES
+from ..clinical.units import round_significant, to_canonical
+from ..errors import PatientDataError, UnitError
+from ..logic import Truth
+from ..patient.model import (
+    ACTIVE_CONDITION_STATUSES,
+    NEGATIVE_RESULTS,
+    POSITIVE_RESULTS,
+    AssessmentName,
+    Comparator,
+    MedicationStatus,
+    PatientProfile,
+    QualitativeResult,
+)
+from ..results import Evidence
+from ..rules.codelists import CodeList
+from ..rules.model import Defaults, Timing, Window
+from .catalog import FACTS, SCORES
+from .intervals import Interval
+
+DIALYSIS_CODELIST = "dialysis"
+DIALYSIS_WINDOW = Window(days=7)  # OPTN: dialysis at least twice in the prior week
+
+
+@dataclass(frozen=True)
+class NumberFact:
+    label: str
+    interval: Interval
+    unit: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CategoryFact:
+    label: str
+    possible: frozenset
+    evidence: tuple[Evidence, ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The answer to a record question (condition, medication, procedure, imaging, qualitative lab)."""
+
+    value: Truth
+    evidence: tuple[Evidence, ...] = ()
+    missing: tuple[str, ...] = ()
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class _Lab:
+    date: dt.date
+    interval: Interval  # canonical unit
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class _Qualitative:
+    date: dt.date
+    result: QualitativeResult
+    evidence: Evidence
+
+
+def _fmt(value: float) -> str:
+    return f"{round_significant(value, 6):g}"
+
+
+def completed_years(birth: dt.date, as_of: dt.date) -> int:
+    """Age in completed years; a 29 February birthday falls on 1 March in common years."""
+    return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
+
+
+def _label_window(label: str, window: Window) -> str:
+    return f"{label} (last {window.describe()})"
+
+
+@dataclass
+class PatientFacts:
+    profile: PatientProfile
+    as_of: dt.date
+    defaults: Defaults
+    codelists: Mapping[str, CodeList]
+    _labs: dict[str, list[_Lab]] = field(default_factory=dict, init=False)
+    _qualitative: dict[str, list[_Qualitative]] = field(default_factory=dict, init=False)
+    _cache: dict = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        labs: dict[str, list[_Lab]] = defaultdict(list)
+        qualitative: dict[str, list[_Qualitative]] = defaultdict(list)
+        if self.profile.birth_date and self.profile.birth_date > self.as_of:
+            raise PatientDataError("birth date is after the screening date", field="birth_date", patient_id=self.profile.id)
+        for i, obs in enumerate(self.profile.observations):
+            analyte = ANALYTE_BY_LOINC.get(obs.loinc)
+            if analyte is None or obs.date > self.as_of:
+                continue
+            recorded = f"observations[{i}]"
+            if analyte.unit is None:
+                if obs.result is not None:
+                    ev = Evidence(fact=f"lab.{analyte.name}", label=analyte.display, value=obs.result.value, date=obs.date, source=f"LOINC {obs.loinc}")
+                    qualitative[analyte.name].append(_Qualitative(obs.date, obs.result, ev))
+                continue
+            if obs.value is None:
+                continue
+            try:
+                value = to_canonical(analyte.name, obs.value, obs.unit or "1")
+            except UnitError as exc:
+                raise UnitError(exc.problem, field=f"{recorded}.unit", patient_id=self.profile.id) from None
+            interval = self._censored(value, obs.comparator)
+            if analyte.name == "prothrombin_time":
+                if obs.control is None:
+                    continue
+                control = to_canonical(analyte.name, obs.control, obs.unit or "s")
+                interval = Interval(interval.low - control, interval.high - control, interval.low_open, interval.high_open)
+                value = round_significant(value - control)
+            as_recorded = f"{obs.comparator.value if obs.comparator else ''}{_fmt(obs.value)} {obs.unit}"
+            ev = Evidence(
+                fact=f"lab.{analyte.name}",
+                label=analyte.display + (" prolongation over control" if analyte.name == "prothrombin_time" else ""),
+                value=value if interval.is_point else None,
+                low=None if interval.is_point or not math.isfinite(interval.low) else interval.low,
+                high=None if interval.is_point or not math.isfinite(interval.high) else interval.high,
+                unit=analyte.unit,
+                date=obs.date,
+                source=f"LOINC {obs.loinc}: {as_recorded}",
+            )
+            labs[analyte.name].append(_Lab(obs.date, interval, ev))
+        self._labs = dict(labs)
+        self._qualitative = dict(qualitative)
+
+    @staticmethod
+    def _censored(value: float, comparator: Comparator | None) -> Interval:
+        if comparator is None:
+            return Interval.point(value)
+        if comparator in (Comparator.LT, Comparator.LE):
+            return Interval(0.0, value, False, comparator is Comparator.LT)
+        return Interval(value, math.inf, comparator is Comparator.GT, True)
+
+    # -- numbers -------------------------------------------------------------------------------
+
+    def number(self, name: str, within: Window | None = None) -> NumberFact:
+        key = ("number", name, within)
+        if key not in self._cache:
+            self._cache[key] = self._number(name, within)
+        return self._cache[key]
+
+    def _number(self, name: str, within: Window | None) -> NumberFact:
+        spec = FACTS[name]
+        if name == "age":
+            return self._age()
+        if spec.analyte is not None:
+            return self.lab(spec.analyte, within or self.defaults.lab_within)
+        if name.startswith("assessment."):
+            return self._assessment(AssessmentName(name.split(".", 1)[1]), within or self.defaults.assessment_within)
+        if name == "child_pugh.score":
+            return self._child_pugh(within)[0]
+        if name.startswith("child_pugh.points."):
+            return self._child_pugh(within)[1][name.rsplit(".", 1)[1]]
+        if name in SCORES:
+            return self._meld(name, within)
+        raise KeyError(name)
+
+    def _age(self) -> NumberFact:
+        birth = self.profile.birth_date
+        if birth is None:
+            return NumberFact("Age", Interval(), "a", missing=("birth date",))
+        years = completed_years(birth, self.as_of)
+        ev = Evidence(fact="age", label="Age", value=years, unit="a", source=f"birth_date: {birth.isoformat()}")
+        return NumberFact("Age", Interval.point(years), "a", (ev,))
+
+    def lab(self, analyte: str, window: Window) -> NumberFact:
+        """The latest numeric result in the window; same-day results span an interval."""
+        info = ANALYTES[analyte]
+        start = window.start(self.as_of)
+        results = [lab for lab in self._labs.get(analyte, ()) if start <= lab.date <= self.as_of]
+        if not results:
+            return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),))
+        latest = max(lab.date for lab in results)
+        same_day = sorted((lab for lab in results if lab.date == latest), key=lambda lab: (lab.interval.low, lab.interval.high, lab.evidence.source or ""))
+        interval = same_day[0].interval
+        for lab in same_day[1:]:
+            interval = interval.hull(lab.interval)
+        return NumberFact(info.display, interval, info.unit, tuple(lab.evidence for lab in same_day))
+
+    def _assessment(self, name: AssessmentName, window: Window) -> NumberFact:
+        label = name.value.replace("_", " ").capitalize()
+        start = window.start(self.as_of)
+        found = [(a.date, a.grade) for a in self.profile.assessments if a.name is name and start <= a.date <= self.as_of]
+        if not found:
+            return NumberFact(label, Interval(), missing=(_label_window(label, window),))
+        latest = max(d for d, _ in found)
+        grades = sorted({g for d, g in found if d == latest})
+        ev = tuple(Evidence(fact=f"assessment.{name.value}", label=label, value=g, date=latest, source="assessment") for g in grades)
+        return NumberFact(label, Interval(grades[0], grades[-1]), evidence=ev)
+
+    # -- Child-Pugh ----------------------------------------------------------------------------
+
+    def _child_pugh(self, within: Window | None) -> tuple[NumberFact, dict[str, NumberFact]]:
+        key = ("child_pugh", within)
+        if key in self._cache:
+            return self._cache[key]
+        lab_window = within or self.defaults.lab_within
+        assessment_window = within or self.defaults.assessment_within
+        inr = self.lab("inr", lab_window)
+        coagulation: tuple[NumberFact, Callable[[float], int]] = (inr, child_pugh.inr_points)
+        if not inr.evidence:
+            pt = self.lab("prothrombin_time", lab_window)
+            if pt.evidence:
+                coagulation = (pt, child_pugh.prothrombin_prolongation_points)
+            else:
+                coagulation = (NumberFact("INR", Interval(), missing=(_label_window("INR or prothrombin time with control", lab_window),)), child_pugh.inr_points)
+        components: dict[str, tuple[NumberFact, Callable[[float], int], bool]] = {
+            "bilirubin": (self.lab("bilirubin", lab_window), child_pugh.bilirubin_points, True),
+            "albumin": (self.lab("albumin", lab_window), child_pugh.albumin_points, False),
+            "inr": (*coagulation, True),
+            "ascites": (self._assessment(AssessmentName.ASCITES_GRADE, assessment_window), child_pugh.ascites_points, True),
+            "encephalopathy": (
+                self._assessment(AssessmentName.ENCEPHALOPATHY_GRADE, assessment_window),
+                child_pugh.encephalopathy_points,
+                True,
+            ),
+        }
+        points: dict[str, NumberFact] = {}
+        parts: list[Evidence] = []
+        low = high = 0
+        missing: list[str] = []
+        for component, (fact, score, rising) in components.items():
+            if fact.evidence:
+                ends = (score(max(fact.interval.inner_low(), 0.0)), score(fact.interval.inner_high()) if math.isfinite(fact.interval.high) else 3)
+                p_low, p_high = (ends if rising else ends[::-1])
+            else:
+                p_low, p_high = 1, 3
+                missing.extend(fact.missing)
+            low, high = low + p_low, high + p_high
+            label = f"Child-Pugh {component} points"
+            exact = p_low if p_low == p_high else None
+            part_evidence = tuple(
+                ev.model_copy(update={"points": exact}) for ev in fact.evidence
+            )
+            parts.extend(part_evidence)
+            points[component] = NumberFact(label, Interval(p_low, p_high), evidence=part_evidence, missing=fact.missing)
+        score_ev = Evidence(
+            fact="child_pugh.score",
+            label="Child-Pugh score",
+            value=low if low == high else None,
+            low=None if low == high else low,
+            high=None if low == high else high,
+            parts=tuple(parts),
+        )
+        result = (NumberFact("Child-Pugh score", Interval(low, high), evidence=(score_ev,), missing=tuple(missing)), points)
+        self._cache[key] = result
+        return result
+
+    # -- MELD family ---------------------------------------------------------------------------
+
+    _DOMAIN = {"bilirubin": (0.01, 1e4), "creatinine": (0.01, 1e4), "inr": (0.01, 1e3), "sodium": (50.0, 250.0), "albumin": (0.1, 20.0)}
+    _INPUTS = {"meld": ("bilirubin", "creatinine", "inr"), "meld_na": ("bilirubin", "creatinine", "inr", "sodium"),
+               "meld_3": ("bilirubin", "creatinine", "inr", "sodium", "albumin")}
+
+    def _meld(self, name: str, within: Window | None) -> NumberFact:
+        window = within or self.defaults.lab_within
+        ranges: list[tuple[float, ...]] = []
+        parts: list[Evidence] = []
+        missing: list[str] = []
+        for analyte in self._INPUTS[name]:
+            fact = self.lab(analyte, window)
+            lo_dom, hi_dom = self._DOMAIN[analyte]
+            if fact.evidence:
+                lo = max(fact.interval.inner_low(), lo_dom) if math.isfinite(fact.interval.low) else lo_dom
+                hi = min(fact.interval.inner_high(), hi_dom) if math.isfinite(fact.interval.high) else hi_dom
+                ranges.append((lo, hi) if lo != hi else (lo,))
+                parts.extend(fact.evidence)
+            else:
+                ranges.append((lo_dom, hi_dom))
+                missing.extend(fact.missing)
+        dialysis = self.category("dialysis")
+        parts.extend(dialysis.evidence)
+        missing.extend(dialysis.missing)
+        flags: list[tuple[bool, ...]] = [tuple(sorted(dialysis.possible))]
+        if name == "meld_3":
+            sex = self.category("sex")
+            parts.extend(sex.evidence)
+            missing.extend(sex.missing)
+            flags.append(tuple(sorted({s == "female" for s in sex.possible})))
+        values = []
+        for corner in itertools.product(*ranges, *flags):
+            if name == "meld":
+                values.append(meld.meld(*corner[:3], dialysis=corner[3]))
+            elif name == "meld_na":
+                values.append(meld.meld_na(*corner[:4], dialysis=corner[4]))
+            else:
+                values.append(meld.meld_3(*corner[:5], dialysis=corner[5], female=corner[6]))
+        low, high = min(values), max(values)
+        label = SCORES[name]
+        ev = Evidence(fact=name, label=label, value=low if low == high else None, low=None if low == high else low,
+                      high=None if low == high else high, parts=tuple(parts))
+        return NumberFact(label, Interval(low, high), evidence=(ev,), missing=tuple(missing))
+
+    # -- categories ----------------------------------------------------------------------------
+
+    def category(self, name: str, within: Window | None = None) -> CategoryFact:
+        key = ("category", name, within)
+        if key not in self._cache:
+            self._cache[key] = self._category(name, within)
+        return self._cache[key]
+
+    def _category(self, name: str, within: Window | None) -> CategoryFact:
+        spec = FACTS[name]
+        if name == "child_pugh.class":
+            score = self._child_pugh(within)[0]
+            classes = frozenset(child_pugh.child_pugh_class(t) for t in range(int(score.interval.low), int(score.interval.high) + 1))
+            return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing)
+        if name == "dialysis":
+            found = self.procedure(DIALYSIS_CODELIST, DIALYSIS_WINDOW, at_least=2)
+            possible = frozenset({True, False}) if found.value is None else frozenset({found.value})
+            return CategoryFact(spec.label, possible, found.evidence, found.missing)
+        value = getattr(self.profile, name)
+        if value is None:
+            return CategoryFact(spec.label, frozenset(spec.values), missing=(spec.label.lower(),))
+        value = value.value if hasattr(value, "value") else value
+        return CategoryFact(spec.label, frozenset({value}), (Evidence(fact=name, label=spec.label, value=value, source=name),))
+
+    # -- records -------------------------------------------------------------------------------
+
+    def condition(self, codes: str, timing: Timing, within: Window | None) -> Finding:
+        codelist = self.codelists[codes]
+        if self.profile.conditions is None:
+            return Finding(None, missing=("problem list (conditions not reviewed)",), detail=codelist.title)
+        start = within.start(self.as_of) if within else None
+        hits: list[tuple[Truth, Evidence]] = []
+        for c in self.profile.conditions:
+            if not (codelist.matches_icd10(c.icd10) or codelist.matches_snomed(c.snomed)):
+                continue
+            if c.onset is not None and c.onset > self.as_of:
+                continue
+            if c.resolved is not None:
+                active_now = c.resolved > self.as_of
+                active_in_window = start is not None and c.resolved >= start
+            else:
+                active_now = c.status in ACTIVE_CONDITION_STATUSES
+                active_in_window = True if active_now else None
+            value: Truth = {Timing.ACTIVE: active_now, Timing.EVER: True, Timing.WITHIN: active_in_window}[timing]
+            code = c.icd10 or f"SNOMED {c.snomed}"
+            status = "resolved " + c.resolved.isoformat() if c.resolved else c.status.value
+            ev = Evidence(fact="condition", label=c.display or code, value=code, date=c.onset, source=f"condition {code} ({status})")
+            hits.append((value, ev))
+        return self._combine(hits, codelist.title, len(self.profile.conditions), "conditions")
+
+    def medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
+        codelist = self.codelists[codes]
+        if self.profile.medications is None:
+            return Finding(None, missing=("medication list (not reviewed)",), detail=codelist.title)
+        start = within.start(self.as_of) if within else None
+        hits: list[tuple[Truth, Evidence]] = []
+        for m in self.profile.medications:
+            name = codelist.matches_name([m.name, *m.ingredients])
+            if not (name or codelist.matches_atc(m.atc) or codelist.matches_rxnorm(m.rxnorm)):
+                continue
+            if m.status is MedicationStatus.INTENDED or (m.start is not None and m.start > self.as_of):
+                continue
+            ongoing = m.status is MedicationStatus.ACTIVE
+            if m.end is not None:
+                active_now = m.end >= self.as_of
+                active_in_window = start is not None and m.end >= start
+            else:
+                active_now = ongoing
+                active_in_window = True if ongoing else None
+            value: Truth = {Timing.ACTIVE: active_now, Timing.EVER: True, Timing.WITHIN: active_in_window}[timing]
+            ev = Evidence(fact="medication", label=m.name, value=m.atc or name or m.rxnorm, date=m.start,
+                          source=f"medication ({m.status.value}" + (f", ended {m.end.isoformat()})" if m.end else ")"))
+            hits.append((value, ev))
+        return self._combine(hits, codelist.title, len(self.profile.medications), "medications")
+
+    def procedure(self, codes: str, within: Window | None, at_least: int = 1) -> Finding:
+        codelist = self.codelists[codes]
+        if self.profile.procedures is None:
+            return Finding(None, missing=("procedure history (not reviewed)",), detail=codelist.title)
+        start = within.start(self.as_of) if within else None
+        certain: list[Evidence] = []
+        possible: list[Evidence] = []
+        for p in self.profile.procedures:
+            matched = codelist.matches_kind(p.kind) or (
+                p.code is not None and (
+                    (p.system == "snomed" and codelist.matches_snomed(p.code)) or (p.system == "icd10" and codelist.matches_icd10(p.code))
+                )
+            )
+            if not matched or (p.date is not None and p.date > self.as_of):
+                continue
+            ev = Evidence(fact="procedure", label=p.display or p.kind or p.code or "", value=p.kind or p.code, date=p.date,
+                          source="procedure" + (f" {p.system} {p.code}" if p.code else ""))
+            if start is None or (p.date is not None and p.date >= start):
+                certain.append(ev)
+            elif p.date is None:
+                possible.append(ev)
+        value: Truth = True if len(certain) >= at_least else (False if len(certain) + len(possible) < at_least else None)
+        evidence = tuple(certain + possible) if value is not False else ()
+        missing = (f"dates of procedures matching {codelist.title}",) if value is None else ()
+        return Finding(value, evidence, missing, detail=codelist.title)
+
+    def imaging(self, finding: str, modalities: tuple, window: Window | None) -> Finding:
+        window = window or self.defaults.imaging_within
+        start = window.start(self.as_of)
+        studies = [s for s in self.profile.imaging if start <= s.date <= self.as_of and (not modalities or s.modality in modalities)]
+        kinds = "/".join(m.value for m in modalities) or "imaging"
+        if not studies:
+            return Finding(None, missing=(_label_window(kinds, window),), detail=finding)
+        showing = [s for s in studies if finding in s.findings]
+        evidence = tuple(
+            Evidence(fact="imaging", label=s.modality.value, value=", ".join(sorted(s.findings)) or "no findings", date=s.date,
+                     source="imaging report" + (f": {s.report}" if s.report else ""))
+            for s in (showing or studies)
+        )
+        return Finding(bool(showing), evidence, detail=finding)
+
+    def lab_result(self, analyte: str, positive: bool, window: Window | None) -> Finding:
+        window = window or self.defaults.lab_within
+        info = ANALYTES[analyte]
+        start = window.start(self.as_of)
+        results = [q for q in self._qualitative.get(analyte, ()) if start <= q.date <= self.as_of]
+        if not results:
+            return Finding(None, missing=(_label_window(info.display, window),), detail=info.display)
+        latest = max(q.date for q in results)
+        same_day = sorted((q for q in results if q.date == latest), key=lambda q: q.evidence.source or "")
+        signs = {True if q.result in POSITIVE_RESULTS else False if q.result in NEGATIVE_RESULTS else None for q in same_day}
+        sign = signs.pop() if len(signs) == 1 else None
+        value = None if sign is None else sign is positive
+        missing = () if value is not None else (f"{info.display}: a conclusive result",)
+        return Finding(value, tuple(q.evidence for q in same_day), missing, detail=info.display)
+
+    @staticmethod
+    def _combine(hits: list[tuple[Truth, Evidence]], title: str, reviewed: int, what: str) -> Finding:
+        values = [v for v, _ in hits]
+        value: Truth = True if True in values else (None if None in values else False)
+        evidence = tuple(ev for v, ev in hits if v is value or value is False)
+        missing = (f"dates of {what} matching {title}",) if value is None else ()
+        return Finding(value, evidence, missing, detail=f"{title} ({reviewed} {what} reviewed)")

@@ -1,0 +1,103 @@
+"""Three-valued (Kleene) logic, criterion outcomes and the trial verdict.
+
+A truth value is ``True``, ``False`` or ``None`` (unknown). ``all_of``/``any_of``/``not_``/
+``at_least`` are Kleene's strong connectives: an unknown operand matters only when the known ones
+do not already decide. Unknown is collapsed in exactly one place, :func:`verdict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+Truth = bool | None
+
+
+class Outcome(StrEnum):
+    MET = "met"
+    NOT_MET = "not_met"
+    UNKNOWN = "unknown"
+    NOT_APPLICABLE = "not_applicable"
+
+
+class CriterionKind(StrEnum):
+    INCLUSION = "inclusion"
+    EXCLUSION = "exclusion"
+
+
+class Verdict(StrEnum):
+    ELIGIBLE = "eligible"
+    INELIGIBLE = "ineligible"
+    UNDETERMINED = "undetermined"
+
+
+def not_(value: Truth) -> Truth:
+    return None if value is None else not value
+
+
+def all_of(values: Iterable[Truth]) -> Truth:
+    result: Truth = True
+    for value in values:
+        if value is False:
+            return False
+        if value is None:
+            result = None
+    return result
+
+
+def any_of(values: Iterable[Truth]) -> Truth:
+    result: Truth = False
+    for value in values:
+        if value is True:
+            return True
+        if value is None:
+            result = None
+    return result
+
+
+def at_least(n: int, values: Iterable[Truth]) -> Truth:
+    """True when at least ``n`` operands are true, False when even all unknowns could not get there."""
+    values = list(values)
+    true = sum(1 for v in values if v is True)
+    unknown = sum(1 for v in values if v is None)
+    if true >= n:
+        return True
+    if true + unknown < n:
+        return False
+    return None
+
+
+def outcome_of(value: Truth) -> Outcome:
+    return {True: Outcome.MET, False: Outcome.NOT_MET, None: Outcome.UNKNOWN}[value]
+
+
+def applicable(applies: Truth, value: Truth, kind: CriterionKind) -> Outcome:
+    """Outcome of a criterion that applies only when ``applies`` holds.
+
+    Not applicable satisfies the criterion. When applicability is unknown the outcome is decided
+    only if the criterion passes either way (its rule gives the passing answer); otherwise it is
+    unknown, so learning the applicability can never flip a decided verdict.
+    """
+    if applies is False:
+        return Outcome.NOT_APPLICABLE
+    if applies is True:
+        return outcome_of(value)
+    passing = value is (kind is CriterionKind.INCLUSION)
+    return outcome_of(value) if passing else Outcome.UNKNOWN
+
+
+def fails(kind: CriterionKind, outcome: Outcome) -> bool:
+    """A criterion outcome that makes the patient ineligible."""
+    return (kind is CriterionKind.INCLUSION and outcome is Outcome.NOT_MET) or (
+        kind is CriterionKind.EXCLUSION and outcome is Outcome.MET
+    )
+
+
+def verdict(outcomes: Iterable[tuple[CriterionKind, Outcome]]) -> Verdict:
+    """Ineligible if any criterion fails; otherwise undetermined if any is unknown; else eligible."""
+    outcomes = list(outcomes)
+    if any(fails(kind, outcome) for kind, outcome in outcomes):
+        return Verdict.INELIGIBLE
+    if any(outcome is Outcome.UNKNOWN for _, outcome in outcomes):
+        return Verdict.UNDETERMINED
+    return Verdict.ELIGIBLE

@@ -1,0 +1,1 @@
+"""The patient profile: what is known about one candidate patient."""

@@ -1,0 +1,44 @@
+"""Read patient profiles from JSON, turning validation failures into errors that name the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from ..errors import PatientDataError
+from .model import PatientProfile
+
+_ADAPTER = TypeAdapter(PatientProfile)
+
+
+def _field_path(loc: tuple) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def parse_patient(data: Any, source: str | None = None) -> PatientProfile:
+    """Validate a decoded JSON object as a profile; raises :class:`PatientDataError`."""
+    try:
+        return _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        patient_id = data.get("id") if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise PatientDataError(error["msg"] + more, field=_field_path(tuple(error["loc"])) or None, patient_id=patient_id, source=source) from None
+
+
+def load_patient(path: str | Path) -> PatientProfile:
+    """Read one profile from a JSON file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PatientDataError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise PatientDataError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", source=str(path)) from None
+    return parse_patient(data, source=str(path))

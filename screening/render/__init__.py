@@ -1,0 +1,1 @@
+"""Renderers: format screening results; they never evaluate anything."""

@@ -1,0 +1,85 @@
+"""Human-readable rendering of a screening result (rich tables)."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from ..logic import Outcome, Verdict, fails
+from ..results import CriterionResult, Evidence, ScreeningResult, TrialResult
+
+_VERDICT_STYLE = {Verdict.ELIGIBLE: "bold green", Verdict.INELIGIBLE: "bold red", Verdict.UNDETERMINED: "bold yellow"}
+_OUTCOME_STYLE = {Outcome.MET: "green", Outcome.NOT_MET: "red", Outcome.UNKNOWN: "yellow", Outcome.NOT_APPLICABLE: "dim"}
+
+
+def _number(value: float | int | str | bool | None) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def format_evidence(ev: Evidence, indent: str = "") -> list[str]:
+    if ev.value is not None:
+        shown = _number(ev.value)
+    elif ev.low is not None or ev.high is not None:
+        shown = f"{_number(ev.low) if ev.low is not None else '?'}-{_number(ev.high) if ev.high is not None else '?'}"
+    else:
+        shown = "?"
+    unit = "" if ev.unit in (None, "1") else (" years" if ev.unit == "a" else f" {ev.unit}")
+    line = f"{indent}{ev.label}: {shown}{unit}"
+    if ev.date:
+        line += f" on {ev.date.isoformat()}"
+    if ev.points is not None:
+        line += f" -> {ev.points} point{'s' if ev.points != 1 else ''}"
+    if ev.source and ev.fact.startswith("lab.") and ":" in ev.source:
+        line += f" (recorded {ev.source.split(': ', 1)[1]})"
+    elif ev.source and ev.fact in ("condition", "medication"):
+        line += f" ({ev.source.split(' ', 1)[1] if ' ' in ev.source else ev.source})"
+    lines = [line]
+    for part in ev.parts:
+        lines.extend(format_evidence(part, indent + "  "))
+    return lines
+
+
+def _order(result: TrialResult) -> list[CriterionResult]:
+    """Deciding criteria first, then unknown ones, then the rest, each in file order."""
+    def rank(c: CriterionResult) -> int:
+        return 0 if fails(c.kind, c.outcome) else 1 if c.outcome is Outcome.UNKNOWN else 2
+    return sorted(result.criteria, key=rank)
+
+
+def trial_table(result: TrialResult) -> Group:
+    heading = Text.assemble(
+        (f"{result.trial_id}", "bold"), f"  {result.title}\n",
+        ("Verdict: ", "bold"), (result.verdict.value.upper(), _VERDICT_STYLE[result.verdict]),
+        f"   rules {result.rules_version} ({result.rules_hash})",
+    )
+    table = Table(show_lines=True, expand=True)
+    table.add_column("Criterion", no_wrap=True)
+    table.add_column("Outcome", no_wrap=True)
+    table.add_column("Why (registry text / reason / evidence)", ratio=1)
+    for c in _order(result):
+        body = Text()
+        body.append(f"\"{c.text}\"\n", style="italic")
+        body.append(c.reason)
+        for line in (l for ev in c.evidence for l in format_evidence(ev)):
+            body.append(f"\n  {line}", style="dim")
+        if c.missing:
+            body.append("\n  missing: " + "; ".join(c.missing), style="yellow")
+        table.add_row(f"{c.id} {c.kind.value}", Text(c.outcome.value, style=_OUTCOME_STYLE[c.outcome]), body)
+    parts: list = [heading, table]
+    if result.missing:
+        parts.append(Text("Missing data that would decide it: " + "; ".join(result.missing), style="yellow"))
+    for caveat in result.caveats:
+        parts.append(Text(f"Caveat: {caveat}", style="magenta"))
+    return Group(*parts)
+
+
+def render_text(result: ScreeningResult, console: Console) -> None:
+    console.print(Text.assemble(("Patient ", "bold"), result.patient_id, f"   screened as of {result.as_of.isoformat()}   engine {result.engine_version}"))
+    for trial in result.results:
+        console.print()
+        console.print(trial_table(trial))

@@ -1,0 +1,66 @@
+"""Screening results: the JSON contract every evaluator and interface returns.
+
+Explanations are recorded while evaluating (see :mod:`screening.evaluators.explain`); renderers
+only format these models. Lists are kept in a deterministic order so the same input gives
+byte-identical JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .logic import CriterionKind, Outcome, Verdict
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Scalar = float | int | str | bool
+
+
+class Evidence(_Result):
+    """A value the evaluator used: a lab with unit and date, a coded record, or a derived score
+    with its parts. A value known only as a range has ``low``/``high`` instead of ``value``."""
+
+    fact: str
+    label: str
+    value: Scalar | None = None
+    low: float | None = None
+    high: float | None = None
+    unit: str | None = None
+    date: dt.date | None = None
+    source: str | None = Field(default=None, description="Where in the profile it came from, as recorded")
+    points: int | None = Field(default=None, description="Score points this value contributes")
+    parts: tuple[Evidence, ...] = ()
+
+
+class CriterionResult(_Result):
+    id: str
+    kind: CriterionKind
+    text: str
+    outcome: Outcome
+    reason: str
+    evidence: tuple[Evidence, ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+class TrialResult(_Result):
+    trial_id: str
+    title: str
+    rules_version: str
+    rules_hash: str
+    verdict: Verdict
+    deciding: tuple[str, ...] = Field(default=(), description="Ids of the criteria that decided an ineligible verdict")
+    missing: tuple[str, ...] = ()
+    caveats: tuple[str, ...] = ()
+    criteria: tuple[CriterionResult, ...]
+
+
+class ScreeningResult(_Result):
+    patient_id: str
+    as_of: dt.date
+    engine_version: str
+    results: tuple[TrialResult, ...]

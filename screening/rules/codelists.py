@@ -1,0 +1,126 @@
+"""Shared code lists (``rules/codelists/*.yaml``) and code matching.
+
+Matching semantics:
+- ICD-10: an entry matches the code and every descendant (``B18.1`` matches ``B18.10``); a range
+  ``C00-C97`` matches every three-character category from C00 to C97 and their descendants.
+  Dots are ignored, so ICD-10-CM codes such as ``K75.81`` fall under WHO parents.
+- ATC: an entry matches itself and every longer code that starts with it (``J05AF`` is a group).
+- SNOMED CT and RxNorm: exact concept ids (there is no terminology server here).
+- names: case-insensitive whole-word match inside a medication's name or ingredients, so brand
+  names and combination products are recognised.
+- kinds: procedure kinds, exact.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from functools import cached_property
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_ICD10_ENTRY = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
+_ICD10_RANGE = re.compile(r"^([A-Z][0-9]{2})-([A-Z][0-9]{2})$")
+_ATC_ENTRY = re.compile(r"^[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$")
+
+
+def normalize_icd10(code: str) -> str:
+    return code.upper().replace(".", "").strip()
+
+
+class CodeSet(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    icd10: tuple[str, ...] = ()
+    snomed: tuple[str, ...] = ()
+    atc: tuple[str, ...] = ()
+    rxnorm: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+
+    @field_validator("icd10")
+    @classmethod
+    def _icd10(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in entries:
+            if not (_ICD10_ENTRY.match(entry) or _ICD10_RANGE.match(entry)):
+                raise ValueError(f"not an ICD-10 code or range: {entry!r}")
+        return entries
+
+    @field_validator("atc")
+    @classmethod
+    def _atc(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in entries:
+            if not _ATC_ENTRY.match(entry):
+                raise ValueError(f"not an ATC code: {entry!r}")
+        return entries
+
+    @field_validator("snomed", "rxnorm")
+    @classmethod
+    def _numeric(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in entries:
+            if not entry.isdigit():
+                raise ValueError(f"not a numeric concept id: {entry!r}")
+        return entries
+
+    @field_validator("names", "kinds")
+    @classmethod
+    def _lower(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(e.lower().strip() for e in entries)
+
+
+class CodeList(BaseModel):
+    """A named, sourced set of codes shared by every trial."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    title: str
+    description: str = ""
+    sources: tuple[str, ...] = ()
+    codes: CodeSet
+
+    @cached_property
+    def _icd10_prefixes(self) -> tuple[str, ...]:
+        return tuple(normalize_icd10(e) for e in self.codes.icd10 if "-" not in e)
+
+    @cached_property
+    def _icd10_ranges(self) -> tuple[tuple[str, str], ...]:
+        return tuple(tuple(e.split("-")) for e in self.codes.icd10 if "-" in e)  # type: ignore[misc]
+
+    @cached_property
+    def _name_pattern(self) -> re.Pattern[str] | None:
+        if not self.codes.names:
+            return None
+        alternatives = "|".join(re.escape(n) for n in sorted(self.codes.names, key=len, reverse=True))
+        return re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])", re.IGNORECASE)
+
+    def matches_icd10(self, code: str | None) -> bool:
+        if not code:
+            return False
+        code = normalize_icd10(code)
+        if code.startswith(self._icd10_prefixes):
+            return True
+        category = code[:3]
+        return any(low <= category <= high for low, high in self._icd10_ranges)
+
+    def matches_snomed(self, code: str | None) -> bool:
+        return code is not None and code in self.codes.snomed
+
+    def matches_atc(self, code: str | None) -> bool:
+        return code is not None and code.upper().startswith(self.codes.atc) if self.codes.atc else False
+
+    def matches_rxnorm(self, code: str | None) -> bool:
+        return code is not None and code in self.codes.rxnorm
+
+    def matches_name(self, texts: Iterable[str]) -> str | None:
+        """The first list name found as a whole word in any of ``texts``."""
+        if self._name_pattern is None:
+            return None
+        for text in texts:
+            found = self._name_pattern.search(text)
+            if found:
+                return found.group(0).lower()
+        return None
+
+    def matches_kind(self, kind: str | None) -> bool:
+        return kind is not None and kind in self.codes.kinds

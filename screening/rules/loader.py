@@ -1,0 +1,270 @@
+"""Load and check rules files: ``<dir>/NCT*.yaml`` trials and ``<dir>/codelists/*.yaml``.
+
+Everything is checked at load time: YAML shape (``yaml.safe_load`` semantics, duplicate keys
+refused), the pydantic model, and the references a model cannot see on its own (facts, units,
+code lists, analytes). A problem raises one :class:`RulesError` naming the file, the criterion and
+the problem, with a suggestion when a known name is close.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..clinical.units import check_unit
+from ..errors import RulesError, UnitError
+from ..facts.catalog import FACTS, QUALITATIVE_ANALYTES, SCORES
+from ..facts.resolve import DIALYSIS_CODELIST
+from .codelists import CodeList
+from .model import (
+    EXPRESSION_TYPES,
+    AllOf,
+    AnyOf,
+    AtLeast,
+    Compare,
+    Criterion,
+    HasCondition,
+    HasMedication,
+    HasProcedure,
+    Is,
+    LabResult,
+    Not,
+    Range,
+    Trial,
+)
+
+CODELIST_DIR = "codelists"
+_MODELS_BY_TAG: dict[str, type[BaseModel]] = {m.model_fields["type"].annotation.__args__[0]: m for m in EXPRESSION_TYPES}  # type: ignore[attr-defined,union-attr]
+
+
+@dataclass(frozen=True)
+class LoadedTrial:
+    trial: Trial
+    file: str
+    rules_hash: str
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """Trials (by id, sorted) and the code lists they share."""
+
+    trials: Mapping[str, LoadedTrial]
+    codelists: Mapping[str, CodeList]
+    directory: str
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys instead of keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return yaml.load(handle, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except OSError as exc:
+        raise RulesError(str(path), f"cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise RulesError(str(path), f"not valid YAML: {exc}") from None
+
+
+def suggest(name: str, known: Any) -> str | None:
+    matches = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _criterion_id(raw: Any, loc: tuple) -> str | None:
+    if len(loc) >= 2 and loc[0] == "criteria" and isinstance(loc[1], int):
+        try:
+            return str(raw["criteria"][loc[1]]["id"])
+        except (KeyError, IndexError, TypeError):
+            return f"#{loc[1] + 1}"
+    return None
+
+
+def _fields_for(loc: tuple) -> list[str]:
+    """Field names allowed where the error at ``loc`` happened (for 'did you mean')."""
+    parent = loc[:-1]
+    for part in reversed(parent):
+        if isinstance(part, str) and part in _MODELS_BY_TAG:
+            return list(_MODELS_BY_TAG[part].model_fields)
+        if part in ("criteria",):
+            break
+    if len(parent) == 2 and parent[0] == "criteria":
+        return list(Criterion.model_fields)
+    if not parent:
+        return list(Trial.model_fields)
+    return []
+
+
+def _validation_error(file: str, raw: Any, exc: ValidationError, model: type[BaseModel]) -> RulesError:
+    error = exc.errors(include_url=False)[0]
+    loc = tuple(error["loc"])
+    criterion = _criterion_id(raw, loc)
+    where = ".".join(str(p) for p in (loc[2:] if criterion else loc))
+    problem = f"{where}: {error['msg']}" if where else error["msg"]
+    suggestion = None
+    if error["type"] == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("tag")
+        problem = f"{where}: unknown expression type {tag!r}"
+        suggestion = suggest(tag, _MODELS_BY_TAG)
+    elif error["type"] == "extra_forbidden":
+        problem = f"{where}: unknown key {loc[-1]!r}"
+        suggestion = suggest(loc[-1], _fields_for(loc) if model is Trial else list(model.model_fields))
+    elif error["type"] == "enum":
+        suggestion = suggest(error.get("input"), [e.strip(" '") for e in error.get("ctx", {}).get("expected", "").replace(" or ", ",").split(",")])
+    return RulesError(file, problem, criterion=criterion, suggestion=suggestion)
+
+
+def _walk(expr: Any) -> Iterator[Any]:
+    yield expr
+    if isinstance(expr, (AllOf, AnyOf, AtLeast)):
+        for child in expr.of:
+            yield from _walk(child)
+    elif isinstance(expr, Not):
+        yield from _walk(expr.of)
+
+
+def _check_expression(expr: Any, codelists: Mapping[str, CodeList]) -> str | None:
+    """A problem with one node, or None; raises nothing."""
+    if isinstance(expr, (Compare, Range, Is)):
+        spec = FACTS.get(expr.fact)
+        if spec is None:
+            return f"unknown fact {expr.fact!r}"
+        wanted = "category" if isinstance(expr, Is) else "number"
+        if spec.kind != wanted:
+            other = "'is'" if spec.kind == "category" else "'compare' or 'range'"
+            return f"fact {expr.fact!r} is a {spec.kind}: use {other}"
+        if isinstance(expr, Is):
+            for value in expr.accepted:
+                if value not in spec.values:
+                    return f"fact {expr.fact!r} cannot be {value!r} (one of {', '.join(map(str, spec.values))})"
+            return None
+        if expr.within is not None and not spec.windowed:
+            return f"fact {expr.fact!r} takes no 'within' window"
+        if spec.analyte is not None:
+            if expr.unit is None:
+                return f"fact {expr.fact!r}: the threshold needs a unit (canonical: {spec.unit})"
+            try:
+                check_unit(spec.analyte, expr.unit)
+            except UnitError as exc:
+                return f"fact {expr.fact!r}: {exc.problem}"
+        elif expr.unit not in (None, spec.unit):
+            return f"fact {expr.fact!r}: unit {expr.unit!r} not allowed" + (f" (use {spec.unit!r})" if spec.unit else " (it has no unit)")
+        return None
+    if isinstance(expr, LabResult) and expr.analyte not in QUALITATIVE_ANALYTES:
+        return f"unknown qualitative analyte {expr.analyte!r}"
+    if isinstance(expr, (HasCondition, HasMedication, HasProcedure)):
+        codelist = codelists.get(expr.codes)
+        if codelist is None:
+            return f"unknown code list {expr.codes!r}"
+        codes = codelist.codes
+        usable = {
+            HasCondition: codes.icd10 or codes.snomed,
+            HasMedication: codes.names or codes.atc or codes.rxnorm,
+            HasProcedure: codes.kinds or codes.snomed or codes.icd10,
+        }[type(expr)]
+        if not usable:
+            return f"code list {expr.codes!r} has no codes usable for a {expr.type}"
+    return None
+
+
+def _suggestion_for(problem: str, expr: Any, codelists: Mapping[str, CodeList]) -> str | None:
+    if problem.startswith("unknown fact"):
+        return suggest(expr.fact, FACTS)
+    if problem.startswith("unknown code list"):
+        return suggest(expr.codes, codelists)
+    if problem.startswith("unknown qualitative analyte"):
+        return suggest(expr.analyte, QUALITATIVE_ANALYTES)
+    if " cannot be " in problem and isinstance(expr, Is):
+        bad = next(v for v in expr.accepted if v not in FACTS[expr.fact].values)
+        return suggest(bad, FACTS[expr.fact].values)
+    return None
+
+
+def rules_hash(trial: Trial, codelists: Mapping[str, CodeList]) -> str:
+    """Content hash of a trial and the code lists it uses: changes whenever a result could."""
+    used = sorted({n.codes for c in trial.criteria for e in (c.rule, c.applies_when) if e for n in _walk(e) if hasattr(n, "codes")})
+    if _uses_meld(trial):
+        used = sorted({*used, DIALYSIS_CODELIST})
+    payload = {"trial": trial.model_dump(mode="json"), "codelists": {n: codelists[n].model_dump(mode="json") for n in used}}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return f"sha256:{digest[:16]}"
+
+
+def _uses_meld(trial: Trial) -> bool:
+    return any(getattr(n, "fact", None) in SCORES or getattr(n, "fact", None) == "dialysis"
+               for c in trial.criteria for e in (c.rule, c.applies_when) if e for n in _walk(e))
+
+
+def load_codelists(directory: Path) -> dict[str, CodeList]:
+    codelists: dict[str, CodeList] = {}
+    for path in sorted((directory / CODELIST_DIR).glob("*.yaml")):
+        raw = read_yaml(path)
+        try:
+            codelist = CodeList.model_validate(raw)
+        except ValidationError as exc:
+            raise _validation_error(str(path), raw, exc, CodeList) from None
+        if codelist.id != path.stem:
+            raise RulesError(str(path), f"code list id {codelist.id!r} differs from the file name", suggestion=path.stem)
+        codelists[codelist.id] = codelist
+    return codelists
+
+
+def load_trial(path: Path, codelists: Mapping[str, CodeList]) -> LoadedTrial:
+    file = str(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise RulesError(file, "a rules file is a mapping with id, title, version, source and criteria")
+    try:
+        trial = Trial.model_validate(raw)
+    except ValidationError as exc:
+        raise _validation_error(file, raw, exc, Trial) from None
+    if trial.id != path.stem:
+        raise RulesError(file, f"trial id {trial.id!r} differs from the file name", suggestion=path.stem)
+    for criterion in trial.criteria:
+        for part in (criterion.applies_when, criterion.rule):
+            if part is None:
+                continue
+            for node in _walk(part):
+                problem = _check_expression(node, codelists)
+                if problem:
+                    raise RulesError(file, problem, criterion=criterion.id, suggestion=_suggestion_for(problem, node, codelists))
+    if _uses_meld(trial) and DIALYSIS_CODELIST not in codelists:
+        raise RulesError(file, f"MELD scores need the {DIALYSIS_CODELIST!r} code list (for the dialysis rule)")
+    return LoadedTrial(trial, file, rules_hash(trial, codelists))
+
+
+def load_rules(directory: str | Path) -> RuleSet:
+    """Load every trial in ``directory`` with the shared code lists under ``directory/codelists``."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise RulesError(str(root), "rules directory not found")
+    codelists = load_codelists(root)
+    trials = {}
+    for path in sorted(root.glob("*.yaml")):
+        loaded = load_trial(path, codelists)
+        trials[loaded.trial.id] = loaded
+    if not trials:
+        raise RulesError(str(root), "no trial rules files (*.yaml) found")
+    return RuleSet(dict(sorted(trials.items())), codelists, str(root))

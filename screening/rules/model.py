@@ -1,0 +1,271 @@
+"""The rule model: a trial is a list of criteria, each with a rule expression.
+
+Rule expressions are a tagged union (``type:``) of frozen pydantic models with ``extra="forbid"``,
+so a typo in a rules file is an error, not a silently ignored key. The same class names are used
+by every evaluator: the explaining evaluator has a handler per class, and a test checks that
+every class has one.
+
+Expression kinds (``type``):
+
+==============  ===============================================================================
+all / any       Kleene and / or over ``of``
+not             Kleene negation of ``of``
+at_least        at least ``n`` of ``of`` are met
+compare         a numeric fact against a value: ``fact op value [unit]``
+range           a numeric fact within ``min``/``max`` (each inclusive unless told otherwise)
+is              a categorical fact equals ``value`` (or one of ``values``)
+lab_result      the latest qualitative result of an analyte is positive / negative
+condition       a condition from a code list is active / was ever recorded / within a window
+medication      a medication from a code list is active / ever / within a window
+procedure       a procedure from a code list was done (ever, or within a window), ``at_least`` times
+imaging         the latest imaging study (of the given modalities) in the window shows a finding
+==============  ===============================================================================
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..logic import CriterionKind
+from ..patient.model import Modality
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class Window(_Rule):
+    """A look-back period ending at the screening date (inclusive at both ends)."""
+
+    days: int | None = Field(default=None, ge=0)
+    weeks: int | None = Field(default=None, ge=0)
+    months: int | None = Field(default=None, ge=0)
+    years: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Window:
+        if sum(v is not None for v in (self.days, self.weeks, self.months, self.years)) != 1:
+            raise ValueError("a window takes exactly one of days, weeks, months, years")
+        return self
+
+    def start(self, as_of: dt.date) -> dt.date:
+        """First day inside the window; calendar months and years clamp to the month's last day."""
+        if self.days is not None:
+            return as_of - dt.timedelta(days=self.days)
+        if self.weeks is not None:
+            return as_of - dt.timedelta(weeks=self.weeks)
+        months = self.months if self.months is not None else 12 * (self.years or 0)
+        year, month = divmod(as_of.year * 12 + as_of.month - 1 - months, 12)
+        day = min(as_of.day, calendar.monthrange(year, month + 1)[1])
+        return dt.date(year, month + 1, day)
+
+    def describe(self) -> str:
+        for unit in ("days", "weeks", "months", "years"):
+            n = getattr(self, unit)
+            if n is not None:
+                return f"{n} {unit[:-1] if n == 1 else unit}"
+        raise AssertionError("unreachable")
+
+
+class Timing(StrEnum):
+    ACTIVE = "active"  # active on the screening date
+    EVER = "ever"  # recorded at any time up to the screening date
+    WITHIN = "within"  # active at some time within the window
+
+
+class Op(StrEnum):
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    EQ = "=="
+    NE = "!="
+
+
+class AllOf(_Rule):
+    type: Literal["all"]
+    of: tuple[Expr, ...] = Field(min_length=1)
+
+
+class AnyOf(_Rule):
+    type: Literal["any"]
+    of: tuple[Expr, ...] = Field(min_length=1)
+
+
+class Not(_Rule):
+    type: Literal["not"]
+    of: Expr
+
+
+class AtLeast(_Rule):
+    type: Literal["at_least"]
+    n: int = Field(ge=1)
+    of: tuple[Expr, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> AtLeast:
+        if self.n > len(self.of):
+            raise ValueError(f"at_least n={self.n} but only {len(self.of)} operands")
+        return self
+
+
+class Compare(_Rule):
+    type: Literal["compare"]
+    fact: str
+    op: Op
+    value: float
+    unit: str | None = None
+    within: Window | None = None
+
+
+class Range(_Rule):
+    type: Literal["range"]
+    fact: str
+    min: float | None = None
+    max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+    unit: str | None = None
+    within: Window | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Range:
+        if self.min is None and self.max is None:
+            raise ValueError("a range needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"range min {self.min} is above max {self.max}")
+        return self
+
+
+Category = str | bool
+
+
+class Is(_Rule):
+    type: Literal["is"]
+    fact: str
+    value: Category | None = None
+    values: tuple[Category, ...] = ()
+
+    @model_validator(mode="after")
+    def _one(self) -> Is:
+        if (self.value is None) == (not self.values):
+            raise ValueError("'is' takes exactly one of value or values")
+        return self
+
+    @property
+    def accepted(self) -> frozenset[Category]:
+        return frozenset(self.values) if self.values else frozenset({self.value})  # type: ignore[arg-type]
+
+
+class LabResult(_Rule):
+    type: Literal["lab_result"]
+    analyte: str
+    result: Literal["positive", "negative"]
+    within: Window | None = None
+
+
+class _Timed(_Rule):
+    codes: str
+    timing: Timing = Timing.ACTIVE
+    within: Window | None = None
+
+    @model_validator(mode="after")
+    def _window(self) -> _Timed:
+        if (self.timing is Timing.WITHIN) != (self.within is not None):
+            raise ValueError("timing 'within' needs a window, and a window needs timing 'within'")
+        return self
+
+
+class HasCondition(_Timed):
+    type: Literal["condition"]
+
+
+class HasMedication(_Timed):
+    type: Literal["medication"]
+
+
+class HasProcedure(_Rule):
+    type: Literal["procedure"]
+    codes: str
+    within: Window | None = None  # None: ever, up to the screening date
+    at_least: int = Field(default=1, ge=1)
+
+
+class ImagingFinding(_Rule):
+    type: Literal["imaging"]
+    finding: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    modality: tuple[Modality, ...] = ()  # empty: any modality
+    within: Window | None = None
+
+
+Expr = Annotated[
+    Union[
+        AllOf, AnyOf, Not, AtLeast, Compare, Range, Is, LabResult, HasCondition, HasMedication, HasProcedure, ImagingFinding
+    ],
+    Field(discriminator="type"),
+]
+
+EXPRESSION_TYPES: tuple[type[_Rule], ...] = (
+    AllOf, AnyOf, Not, AtLeast, Compare, Range, Is, LabResult, HasCondition, HasMedication, HasProcedure, ImagingFinding,
+)
+
+for _model in (AllOf, AnyOf, Not, AtLeast):
+    _model.model_rebuild()
+
+
+class Criterion(_Rule):
+    """One inclusion or exclusion criterion, with the registry text it encodes."""
+
+    id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
+    kind: CriterionKind
+    text: str = Field(min_length=1, description="Quoted from the registry record")
+    reading: str | None = Field(default=None, description="How ambiguous text was read, for reviewers")
+    applies_when: Expr | None = None
+    rule: Expr
+
+
+class Basis(StrEnum):
+    PROTOCOL_CRITERIA = "protocol_criteria"  # the record's eligibility section
+    STUDY_DESCRIPTION = "study_description"  # no criteria published: derived from the description
+
+
+class TrialSource(_Rule):
+    registry: str = "ClinicalTrials.gov"
+    url: str
+    record_file: str | None = None
+    last_update: dt.date | None = None
+    basis: Basis = Basis.PROTOCOL_CRITERIA
+
+
+class Defaults(_Rule):
+    lab_within: Window = Window(days=90)
+    assessment_within: Window = Window(days=90)
+    imaging_within: Window = Window(months=6)
+
+
+class Trial(_Rule):
+    """A trial's metadata and its criteria, as written in ``rules/<id>.yaml``."""
+
+    id: str = Field(pattern=r"^NCT[0-9]{8}$")
+    title: str
+    phase: str | None = None
+    sites: tuple[str, ...] = ()
+    version: str
+    source: TrialSource
+    caveats: tuple[str, ...] = ()
+    defaults: Defaults = Defaults()
+    criteria: tuple[Criterion, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Trial:
+        seen: set[str] = set()
+        for criterion in self.criteria:
+            if criterion.id in seen:
+                raise ValueError(f"duplicate criterion id {criterion.id!r}")
+            seen.add(criterion.id)
+        return self

@@ -1,0 +1,22 @@
+"""Every case in tests/cases/criteria.yaml, on the explaining evaluator."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import AS_OF, evaluate_case, load_cases
+
+CASES = load_cases("criteria.yaml")
+
+
+@pytest.mark.parametrize("case", CASES["cases"], ids=lambda c: f"{c.get('trial', 'inline')}-{c.get('criterion', '')}-{c['name']}")
+def test_criterion_case(rules, case):
+    assert evaluate_case(rules, case, CASES["base"], CASES.get("as_of", AS_OF)) == case["expected"]
+
+
+def test_every_nct04357600_criterion_has_met_not_met_and_unknown_cases(rules):
+    covered = {(c["criterion"], c["expected"]) for c in CASES["cases"] if c.get("trial") == "NCT04357600"}
+    for criterion in rules.trials["NCT04357600"].trial.criteria:
+        for outcome in ("met", "not_met", "unknown"):
+            assert (criterion.id, outcome) in covered, f"{criterion.id} has no {outcome} case"
+    assert ("E4", "not_applicable") in covered
