@@ -2,7 +2,8 @@
 
 UCUM (unitsofmeasure.org) codes are translated to pint (a maintained units library that knows
 SI prefixes and dimensions) with a few rules: ``{annotation}`` is 1, ``10*9`` is 1e9, ``[IU]`` is an
-arbitrary international unit, ``meq`` is mmol divided by the analyte's valence. Mass <-> substance
+arbitrary international unit, ``meq`` is mmol divided by the analyte's valence, ``.`` is a
+product and a leading ``/`` is a reciprocal. Mass <-> substance
 uses the analyte's molar mass (see :mod:`screening.clinical.analytes`). Anything else that does not
 convert is a :class:`UnitError`, never a guess. Factors are computed once per (analyte, unit).
 """
@@ -42,7 +43,7 @@ def _to_pint(ucum: str, analyte: Analyte) -> str:
             raise UnitError(f"{ucum!r}: equivalents need a valence, which {analyte.name} has none of", field="unit")
         expr = _EQUIVALENT.sub(lambda m: f"({m.group(1)}mol/{analyte.valence})", expr)
     expr = expr.replace("[", "").replace("]", "").replace(".", "*")
-    return expr or "1"
+    return "1" + expr if expr.startswith("/") else expr or "1"
 
 
 @lru_cache(maxsize=4096)

@@ -2,8 +2,10 @@
 
 Matching semantics:
 - ICD-10: an entry matches the code and every descendant (``B18.1`` matches ``B18.10``); a range
-  ``C00-C97`` matches every three-character category from C00 to C97 and their descendants.
-  Dots are ignored, so ICD-10-CM codes such as ``K75.81`` fall under WHO parents.
+  ``C00-C97`` matches every three-character category from C00 to C97 and their descendants;
+  an entry written ``=I85.0`` matches exactly that code (for a WHO code whose ICD-10-CM
+  descendants mean something else). Dots are ignored, so ICD-10-CM codes such as ``K75.81``
+  fall under WHO parents.
 - ATC: an entry matches itself and every longer code that starts with it (``J05AF`` is a group).
 - SNOMED CT and RxNorm: exact concept ids (there is no terminology server here).
 - names: case-insensitive whole-word match inside a medication's name or ingredients, so brand
@@ -42,7 +44,7 @@ class CodeSet(BaseModel):
     @classmethod
     def _icd10(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
         for entry in entries:
-            if not (_ICD10_ENTRY.match(entry) or _ICD10_RANGE.match(entry)):
+            if not (_ICD10_ENTRY.match(entry.removeprefix("=")) or _ICD10_RANGE.match(entry)):
                 raise ValueError(f"not an ICD-10 code or range: {entry!r}")
         return entries
 
@@ -81,7 +83,11 @@ class CodeList(BaseModel):
 
     @cached_property
     def _icd10_prefixes(self) -> tuple[str, ...]:
-        return tuple(normalize_icd10(e) for e in self.codes.icd10 if "-" not in e)
+        return tuple(normalize_icd10(e) for e in self.codes.icd10 if "-" not in e and not e.startswith("="))
+
+    @cached_property
+    def _icd10_exact(self) -> frozenset[str]:
+        return frozenset(normalize_icd10(e[1:]) for e in self.codes.icd10 if e.startswith("="))
 
     @cached_property
     def _icd10_ranges(self) -> tuple[tuple[str, str], ...]:
@@ -98,7 +104,7 @@ class CodeList(BaseModel):
         if not code:
             return False
         code = normalize_icd10(code)
-        if code.startswith(self._icd10_prefixes):
+        if code in self._icd10_exact or code.startswith(self._icd10_prefixes):
             return True
         category = code[:3]
         return any(low <= category <= high for low, high in self._icd10_ranges)

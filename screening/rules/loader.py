@@ -89,7 +89,12 @@ def read_yaml(path: Path) -> Any:
 
 
 def suggest(name: str, known: Any) -> str | None:
-    matches = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    """The closest known name: a transposition first (``=>`` -> ``>=``), else difflib's best."""
+    candidates = [str(k) for k in known]
+    transposed = [c for c in candidates if sorted(c) == sorted(str(name))]
+    if transposed:
+        return transposed[0]
+    matches = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.6)
     return matches[0] if matches else None
 
 

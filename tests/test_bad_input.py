@@ -1,0 +1,168 @@
+"""Bad rules files fail at load time naming file, criterion and problem; bad patients name the field."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from screening import PatientDataError, RulesError, load_patient, load_rules, parse_patient, screen
+from screening.errors import UnitError
+
+from .conftest import AS_OF, RULES_DIR
+
+HEADER = """\
+id: NCT00000001
+title: Broken on purpose
+version: "1"
+source: {url: https://example.org/NCT00000001}
+criteria:
+"""
+
+# (criteria YAML, expected criterion id, substrings of the problem, expected suggestion)
+BAD_RULES = [
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: lab.bilirubn, op: '>', value: 2, unit: mg/dL}}",
+     "I1", ["unknown fact 'lab.bilirubn'"], "lab.bilirubin"),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: lab.bilirubin, op: '>', value: 2, unit: mg/dx}}",
+     "I1", ["lab.bilirubin", "mg/dx"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: lab.bilirubin, op: '>', value: 2}}",
+     "I1", ["needs a unit"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: lab.albumin, op: '>', value: 2, unit: umol/L}}",
+     "I1", ["cannot be converted"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '=>', value: 18}}",
+     "I1", ["rule.compare.op"], ">="),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compair, fact: age, op: '>=', value: 18}}",
+     "I1", ["unknown expression type 'compair'"], "compare"),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: condition, codes: hepatitis_x}}",
+     "I1", ["unknown code list 'hepatitis_x'"], "hepatitis_c"),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: condition, codes: hepatitis_b, timing: activ}}",
+     "I1", ["timing"], "active"),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: range, fact: age, min: 18, mx: 65}}",
+     "I1", ["unknown key 'mx'"], "max"),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: range, fact: age, min: 65, max: 18}}",
+     "I1", ["above max"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: is, fact: sex, value: femal}}",
+     "I1", ["cannot be 'femal'"], "female"),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: is, fact: age, value: 'x'}}",
+     "I1", ["is a number"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: sex, op: '>', value: 1}}",
+     "I1", ["is a category"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: lab_result, analyte: hbsg, result: positive}}",
+     "I1", ["unknown qualitative analyte"], "hbsag"),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: at_least, n: 3, of: [{type: is, fact: sex, value: male}]}}",
+     "I1", ["at_least n=3"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: all, of: []}}",
+     "I1", ["rule.all.of"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: is, fact: sex, value: male}}\n"
+     "  - {id: E1, kind: exclusoin, text: t, rule: {type: is, fact: sex, value: male}}",
+     "E1", ["kind"], "exclusion"),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '>', value: 1, within: {days: 3}}}",
+     "I1", ["takes no 'within' window"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: medication, codes: hbv_antivirals, within: {days: 3, months: 1}, timing: within}}",
+     "I1", ["exactly one of days"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '>', value: 1, unit: mg}}",
+     "I1", ["unit 'mg' not allowed"], None),
+]
+
+
+@pytest.fixture
+def rules_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, target)
+    return target
+
+
+@pytest.mark.parametrize(("criteria", "criterion", "problems", "suggestion"), BAD_RULES, ids=[p[2][0] for p in BAD_RULES])
+def test_bad_rule_is_one_clear_error(rules_copy, criteria, criterion, problems, suggestion):
+    path = rules_copy / "NCT00000001.yaml"
+    path.write_text(HEADER + criteria + "\n")
+    with pytest.raises(RulesError) as caught:
+        load_rules(rules_copy)
+    error = caught.value
+    assert error.file == str(path)
+    assert error.criterion == criterion
+    for problem in problems:
+        assert problem in error.problem
+    assert error.suggestion == suggestion
+    assert str(error).startswith(f"{path}: criterion {criterion}: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("id: [unclosed\n", "not valid YAML"),
+        ("- just a list\n", "a rules file is a mapping"),
+        (HEADER.replace("title: Broken on purpose\n", "title: a\ntitle: b\n") + "  - {id: I1, kind: inclusion, text: t, rule: {type: is, fact: sex, value: male}}\n", "duplicate key 'title'"),
+        ("!!python/object/apply:os.system ['echo hi']\n", "not valid YAML"),
+        (HEADER.replace("id: NCT00000001", "id: NCT00000002") + "  - {id: I1, kind: inclusion, text: t, rule: {type: is, fact: sex, value: male}}\n", "differs from the file name"),
+        (HEADER + "  - {id: I1, kind: inclusion, text: t, rule: {type: is, fact: sex, value: male}}\n  - {id: I1, kind: inclusion, text: t, rule: {type: is, fact: sex, value: male}}\n", "duplicate criterion id"),
+    ],
+)
+def test_bad_rules_file(rules_copy, text, problem):
+    (rules_copy / "NCT00000001.yaml").write_text(text)
+    with pytest.raises(RulesError, match=problem):
+        load_rules(rules_copy)
+
+
+def test_bad_code_list(rules_copy):
+    (rules_copy / "codelists" / "broken.yaml").write_text("id: broken\ntitle: x\ncodes: {icd10: ['not a code']}\n")
+    with pytest.raises(RulesError, match=r"broken.yaml: codes.icd10: .*not an ICD-10 code"):
+        load_rules(rules_copy)
+
+
+def test_missing_rules_directory(tmp_path):
+    with pytest.raises(RulesError, match="rules directory not found"):
+        load_rules(tmp_path / "nope")
+
+
+GOOD = {"id": "P", "birth_date": "1970-01-01", "sex": "male", "observations": [{"loinc": "1975-2", "value": 2.0, "unit": "mg/dL", "date": "2026-11-01"}]}
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"sex": "femal"}, "sex"),
+        ({"birth_date": "1970-13-01"}, "birth_date"),
+        ({"nickname": "x"}, "nickname"),
+        ({"observations": [{"loinc": "1975-2", "value": 2.0, "date": "2026-11-01"}]}, "observations[0]"),
+        ({"observations": [{"loinc": "1975-2", "value": float("nan"), "unit": "mg/dL", "date": "2026-11-01"}]}, "observations[0].value"),
+        ({"observations": [{"loinc": "1975-2", "value": 2.0, "result": "positive", "unit": "mg/dL", "date": "2026-11-01"}]}, "observations[0]"),
+        ({"conditions": [{"display": "no code"}]}, "conditions[0]"),
+        ({"conditions": [{"icd10": "cirrhosis"}]}, "conditions[0].icd10"),
+        ({"assessments": [{"name": "ascites_grade", "grade": 5, "date": "2026-11-01"}]}, "assessments[0]"),
+        ({"medications": [{"name": "x", "start": "2026-01-02", "end": "2026-01-01"}]}, "medications[0]"),
+        ({"id": ""}, "id"),
+    ],
+)
+def test_bad_patient_names_the_field(patch, field):
+    with pytest.raises(PatientDataError) as caught:
+        parse_patient({**GOOD, **patch})
+    assert caught.value.field == field
+
+
+def test_bad_unit_names_the_observation(rules):
+    patient = parse_patient({**GOOD, "observations": [{"loinc": "1975-2", "value": 2.0, "unit": "mg/dx", "date": "2026-11-01"}]})
+    with pytest.raises(UnitError) as caught:
+        screen(patient, rules, as_of=AS_OF)
+    assert caught.value.field == "observations[0].unit"
+    assert caught.value.patient_id == "P"
+
+
+def test_birth_after_screening_date_is_an_error(rules):
+    with pytest.raises(PatientDataError, match="birth_date"):
+        screen(parse_patient({**GOOD, "birth_date": "2027-01-01"}), rules, as_of=AS_OF)
+
+
+def test_unreadable_patient_files(tmp_path):
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    with pytest.raises(PatientDataError, match=r"bad.json: not valid JSON"):
+        load_patient(bad_json)
+    with pytest.raises(PatientDataError, match="cannot read"):
+        load_patient(tmp_path / "missing.json")
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({**GOOD, "sex": 3}))
+    with pytest.raises(PatientDataError, match=r"wrong.json: patient P: field sex"):
+        load_patient(wrong)

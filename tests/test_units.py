@@ -1,0 +1,65 @@
+"""Unit normalization: UCUM units to each analyte's canonical unit, with the clinical factors."""
+
+from __future__ import annotations
+
+import pytest
+
+from screening.clinical.units import conversion_factor, to_canonical
+from screening.errors import UnitError
+
+
+@pytest.mark.parametrize(
+    ("analyte", "value", "unit", "canonical"),
+    [
+        ("bilirubin", 17.1, "umol/L", 1.0),  # 17.1 umol/L per mg/dL
+        ("bilirubin", 34.2, "umol/L", 2.0),
+        ("bilirubin", 51.3, "umol/L", 3.0),
+        ("bilirubin", 2.0, "mg/dL", 2.0),
+        ("bilirubin", 20.0, "mg/L", 2.0),
+        ("bilirubin", 0.0342, "mmol/L", 2.0),
+        ("creatinine", 88.4, "umol/L", 1.0),  # 88.4 umol/L per mg/dL
+        ("creatinine", 353.6, "umol/L", 4.0),
+        ("albumin", 35, "g/L", 3.5),
+        ("albumin", 28, "g/L", 2.8),
+        ("albumin", 3.5, "g/dL", 3.5),
+        ("sodium", 137, "mEq/L", 137),
+        ("sodium", 137, "meq/L", 137),
+        ("sodium", 0.137, "mol/L", 137),
+        ("inr", 1.7, "1", 1.7),
+        ("inr", 1.7, "{INR}", 1.7),
+        ("prothrombin_time", 16, "s", 16),
+        ("platelets", 150, "10*3/uL", 150),
+        ("platelets", 150000, "/uL", 150),
+        ("hbv_dna", 2000, "[IU]/mL", 2000),
+        ("hbv_dna", 2_000_000, "[IU]/L", 2000),
+        ("alt", 40, "U/L", 40),
+    ],
+)
+def test_to_canonical(analyte, value, unit, canonical):
+    assert to_canonical(analyte, value, unit) == pytest.approx(canonical, rel=1e-12)
+
+
+def test_si_cut_offs_land_exactly_on_the_conventional_cut_offs():
+    # Child-Pugh cut-offs must not be crossed by float noise after conversion.
+    assert to_canonical("bilirubin", 34.2, "umol/L") == 2.0
+    assert to_canonical("bilirubin", 51.3, "umol/L") == 3.0
+    assert to_canonical("albumin", 28, "g/L") == 2.8
+    assert to_canonical("albumin", 35, "g/L") == 3.5
+
+
+@pytest.mark.parametrize(
+    ("analyte", "unit"),
+    [
+        ("albumin", "umol/L"),  # no molar mass for albumin: refused, not guessed
+        ("inr", "mg/dL"),
+        ("bilirubin", "s"),
+        ("bilirubin", "mg per dL"),
+        ("bilirubin", "furlong"),
+        ("bilirubin", "mEq/L"),  # bilirubin has no valence
+        ("hbsag", "[IU]/mL"),  # qualitative analyte
+        ("sodium", "g"),
+    ],
+)
+def test_unconvertible_units_are_errors(analyte, unit):
+    with pytest.raises(UnitError):
+        conversion_factor(analyte, unit)
