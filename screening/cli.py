@@ -23,6 +23,7 @@ from .errors import ScreeningError
 from .patient.io import load_patient
 from .patient.model import PatientProfile
 from .render.text import render_text
+from .schemas import render, write_all
 from .rules.loader import RuleSet, load_rules
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Clinical-trial eligibility screening with explained verdicts.")
@@ -128,9 +129,15 @@ def validate(directory: Annotated[Optional[Path], typer.Argument(help="Rules dir
 
 
 @app.command()
-def schema() -> None:
-    """Print the patient profile JSON Schema."""
-    sys.stdout.write(json.dumps(PatientProfile.model_json_schema(), indent=2, sort_keys=True) + "\n")
+def schema(
+    write: Annotated[Optional[Path], typer.Option("--write", help="Write every schema into this directory instead")] = None,
+) -> None:
+    """Print the patient profile JSON Schema (or write all schemas with --write DIR)."""
+    if write is not None:
+        for path in write_all(write):
+            typer.echo(f"wrote {path}")
+        return
+    sys.stdout.write(render(PatientProfile))
 
 
 def main() -> None:

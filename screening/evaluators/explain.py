@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .. import logic
 from .._version import __version__
+from ..clinical.analytes import ANALYTES
 from ..clinical.units import conversion_factor, round_significant
 from ..facts.catalog import FACTS
 from ..facts.intervals import Interval, test, test_integer
@@ -172,52 +173,60 @@ def _is(expr: Is, facts: PatientFacts) -> NodeResult:
 # -- records ---------------------------------------------------------------------------------------
 
 
-def _finding(value: Truth, finding, found: str, absent: str) -> NodeResult:
-    reason = {True: found, False: absent, None: f"cannot tell: {found.lower()}?"}[value]
+def _finding(value: Truth, finding, found: str, absent: str, undecided: str) -> NodeResult:
+    reason = {True: found, False: absent, None: undecided}[value]
     return NodeResult(value, finding.evidence, finding.missing if value is None else (), reason)
 
 
 def _records(what: str, title: str, timing: str, finding) -> NodeResult:
     names = ", ".join(dict.fromkeys(e.label for e in finding.evidence))
-    found = f"{title} ({timing}): {names}" if names else f"{title} ({timing})"
     if finding.value is None and not finding.evidence:
-        return NodeResult(None, (), finding.missing, f"{title} ({timing}): {what} not reviewed")
-    return _finding(finding.value, finding, found, f"no {title} ({timing}) in {finding.detail.split('(', 1)[-1].rstrip(')') or what}")
+        return NodeResult(None, (), finding.missing, f"{title} [{timing}]: the {what} was not reviewed")
+    return _finding(
+        finding.value,
+        finding,
+        f"{title} [{timing}]: {names}",
+        f"no {title} [{timing}] among {finding.reviewed}",
+        f"{title} [{timing}] cannot be placed in time: {names}",
+    )
 
 
 def _condition(expr: HasCondition, facts: PatientFacts) -> NodeResult:
     timing = expr.timing.value + (f" in the last {expr.within.describe()}" if expr.within else "")
-    return _records("conditions", facts.codelists[expr.codes].title, timing, facts.condition(expr.codes, expr.timing, expr.within))
+    return _records("problem list", facts.codelists[expr.codes].title, timing, facts.condition(expr.codes, expr.timing, expr.within))
 
 
 def _medication(expr: HasMedication, facts: PatientFacts) -> NodeResult:
     timing = expr.timing.value + (f" in the last {expr.within.describe()}" if expr.within else "")
-    return _records("medications", facts.codelists[expr.codes].title, timing, facts.medication(expr.codes, expr.timing, expr.within))
+    return _records("medication list", facts.codelists[expr.codes].title, timing, facts.medication(expr.codes, expr.timing, expr.within))
 
 
 def _procedure(expr: HasProcedure, facts: PatientFacts) -> NodeResult:
     timing = f"in the last {expr.within.describe()}" if expr.within else "ever"
     if expr.at_least > 1:
         timing += f", at least {expr.at_least} times"
-    return _records("procedures", facts.codelists[expr.codes].title, timing, facts.procedure(expr.codes, expr.within, expr.at_least))
+    return _records("procedure history", facts.codelists[expr.codes].title, timing, facts.procedure(expr.codes, expr.within, expr.at_least))
 
 
 def _imaging(expr: ImagingFinding, facts: PatientFacts) -> NodeResult:
     finding = facts.imaging(expr.finding, expr.modality, expr.within)
     kinds = "/".join(m.value for m in expr.modality) or "imaging"
     window = (expr.within or facts.defaults.imaging_within).describe()
+    shown = expr.finding.replace("_", " ")
     if finding.value is None:
         return NodeResult(None, (), finding.missing, f"no {kinds} in the last {window}")
-    return _finding(finding.value, finding, f"{kinds} shows {expr.finding}", f"{kinds} in the last {window} does not show {expr.finding}")
+    return _finding(finding.value, finding, f"{kinds} shows {shown}", f"{kinds} in the last {window} does not show {shown}", "")
 
 
 def _lab_result(expr: LabResult, facts: PatientFacts) -> NodeResult:
     finding = facts.lab_result(expr.analyte, expr.result == "positive", expr.within)
     window = (expr.within or facts.defaults.lab_within).describe()
+    label = ANALYTES[expr.analyte].display
     if finding.value is None and not finding.evidence:
-        return NodeResult(None, (), finding.missing, f"no {finding.detail} result in the last {window}")
-    shown = ", ".join(str(e.value) for e in finding.evidence)
-    return _finding(finding.value, finding, f"{finding.detail} is {shown}", f"{finding.detail} is {shown}, not {expr.result}")
+        return NodeResult(None, (), finding.missing, f"no {label} result in the last {window}")
+    shown = " and ".join(str(e.value) for e in finding.evidence)
+    return _finding(finding.value, finding, f"{label} is {shown}", f"{label} is {shown}, not {expr.result}",
+                    f"{label} is {shown}: inconclusive")
 
 
 HANDLERS: dict[type, Handler] = {
@@ -258,7 +267,7 @@ def evaluate_criterion(criterion: Criterion, facts: PatientFacts) -> CriterionRe
         applies = evaluate(criterion.applies_when, facts)
         outcome = logic.applicable(applies.value, rule.value, criterion.kind)
         if outcome is Outcome.NOT_APPLICABLE:
-            evidence, missing, reason = applies.evidence, (), f"does not apply: {applies.reason}"
+            evidence, missing, reason = applies.evidence, (), applies.reason
         elif outcome is Outcome.UNKNOWN:
             evidence = applies.evidence + rule.evidence
             missing = tuple(dict.fromkeys((applies.missing if applies.value is None else ()) + rule.missing))

@@ -66,7 +66,7 @@ class Finding:
     value: Truth
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
-    detail: str = ""
+    reviewed: str = ""  # what was looked at, for the reason ("3 conditions", "the procedure history")
 
 
 @dataclass(frozen=True)
@@ -134,11 +134,12 @@ class PatientFacts:
                 control = to_canonical(analyte.name, obs.control, obs.unit or "s")
                 interval = Interval(interval.low - control, interval.high - control, interval.low_open, interval.high_open)
                 value = round_significant(value - control)
-            as_recorded = f"{obs.comparator.value if obs.comparator else ''}{_fmt(obs.value)} {obs.unit}"
+            unit_text = "" if obs.unit in (None, "1") else f" {obs.unit}"
+            as_recorded = f"{obs.comparator.value if obs.comparator else ''}{_fmt(obs.value)}{unit_text}"
             ev = Evidence(
                 fact=f"lab.{analyte.name}",
                 label=analyte.display + (" prolongation over control" if analyte.name == "prothrombin_time" else ""),
-                value=value if interval.is_point else None,
+                value=round_significant(value, 6) if interval.is_point else None,
                 low=None if interval.is_point or not math.isfinite(interval.low) else interval.low,
                 high=None if interval.is_point or not math.isfinite(interval.high) else interval.high,
                 unit=analyte.unit,
@@ -346,7 +347,7 @@ class PatientFacts:
     def condition(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         codelist = self.codelists[codes]
         if self.profile.conditions is None:
-            return Finding(None, missing=("problem list (conditions not reviewed)",), detail=codelist.title)
+            return Finding(None, missing=("problem list (conditions not reviewed)",))
         start = within.start(self.as_of) if within else None
         hits: list[tuple[Truth, Evidence]] = []
         for c in self.profile.conditions:
@@ -363,14 +364,14 @@ class PatientFacts:
             value: Truth = {Timing.ACTIVE: active_now, Timing.EVER: True, Timing.WITHIN: active_in_window}[timing]
             code = c.icd10 or f"SNOMED {c.snomed}"
             status = "resolved " + c.resolved.isoformat() if c.resolved else c.status.value
-            ev = Evidence(fact="condition", label=c.display or code, value=code, date=c.onset, source=f"condition {code} ({status})")
+            ev = Evidence(fact="condition", label=c.display or code, value=code, date=c.onset, source=f"condition {status}")
             hits.append((value, ev))
         return self._combine(hits, codelist.title, len(self.profile.conditions), "conditions")
 
     def medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         codelist = self.codelists[codes]
         if self.profile.medications is None:
-            return Finding(None, missing=("medication list (not reviewed)",), detail=codelist.title)
+            return Finding(None, missing=("medication list (not reviewed)",))
         start = within.start(self.as_of) if within else None
         hits: list[tuple[Truth, Evidence]] = []
         for m in self.profile.medications:
@@ -388,14 +389,14 @@ class PatientFacts:
                 active_in_window = True if ongoing else None
             value: Truth = {Timing.ACTIVE: active_now, Timing.EVER: True, Timing.WITHIN: active_in_window}[timing]
             ev = Evidence(fact="medication", label=m.name, value=m.atc or name or m.rxnorm, date=m.start,
-                          source=f"medication ({m.status.value}" + (f", ended {m.end.isoformat()})" if m.end else ")"))
+                          source=f"medication {m.status.value}" + (f", ended {m.end.isoformat()}" if m.end else ""))
             hits.append((value, ev))
         return self._combine(hits, codelist.title, len(self.profile.medications), "medications")
 
     def procedure(self, codes: str, within: Window | None, at_least: int = 1) -> Finding:
         codelist = self.codelists[codes]
         if self.profile.procedures is None:
-            return Finding(None, missing=("procedure history (not reviewed)",), detail=codelist.title)
+            return Finding(None, missing=("procedure history (not reviewed)",))
         start = within.start(self.as_of) if within else None
         certain: list[Evidence] = []
         possible: list[Evidence] = []
@@ -416,7 +417,7 @@ class PatientFacts:
         value: Truth = True if len(certain) >= at_least else (False if len(certain) + len(possible) < at_least else None)
         evidence = tuple(certain + possible) if value is not False else ()
         missing = (f"dates of procedures matching {codelist.title}",) if value is None else ()
-        return Finding(value, evidence, missing, detail=codelist.title)
+        return Finding(value, evidence, missing, reviewed=f"{len(self.profile.procedures)} procedures")
 
     def imaging(self, finding: str, modalities: tuple, window: Window | None) -> Finding:
         window = window or self.defaults.imaging_within
@@ -424,14 +425,14 @@ class PatientFacts:
         studies = [s for s in self.profile.imaging if start <= s.date <= self.as_of and (not modalities or s.modality in modalities)]
         kinds = "/".join(m.value for m in modalities) or "imaging"
         if not studies:
-            return Finding(None, missing=(_label_window(kinds, window),), detail=finding)
+            return Finding(None, missing=(_label_window(kinds, window),))
         showing = [s for s in studies if finding in s.findings]
         evidence = tuple(
             Evidence(fact="imaging", label=s.modality.value, value=", ".join(sorted(s.findings)) or "no findings", date=s.date,
                      source="imaging report" + (f": {s.report}" if s.report else ""))
             for s in (showing or studies)
         )
-        return Finding(bool(showing), evidence, detail=finding)
+        return Finding(bool(showing), evidence, reviewed=f"{len(studies)} studies")
 
     def lab_result(self, analyte: str, positive: bool, window: Window | None) -> Finding:
         window = window or self.defaults.lab_within
@@ -439,14 +440,14 @@ class PatientFacts:
         start = window.start(self.as_of)
         results = [q for q in self._qualitative.get(analyte, ()) if start <= q.date <= self.as_of]
         if not results:
-            return Finding(None, missing=(_label_window(info.display, window),), detail=info.display)
+            return Finding(None, missing=(_label_window(info.display, window),))
         latest = max(q.date for q in results)
         same_day = sorted((q for q in results if q.date == latest), key=lambda q: q.evidence.source or "")
         signs = {True if q.result in POSITIVE_RESULTS else False if q.result in NEGATIVE_RESULTS else None for q in same_day}
         sign = signs.pop() if len(signs) == 1 else None
         value = None if sign is None else sign is positive
         missing = () if value is not None else (f"{info.display}: a conclusive result",)
-        return Finding(value, tuple(q.evidence for q in same_day), missing, detail=info.display)
+        return Finding(value, tuple(q.evidence for q in same_day), missing)
 
     @staticmethod
     def _combine(hits: list[tuple[Truth, Evidence]], title: str, reviewed: int, what: str) -> Finding:
@@ -454,4 +455,4 @@ class PatientFacts:
         value: Truth = True if True in values else (None if None in values else False)
         evidence = tuple(ev for v, ev in hits if v is value or value is False)
         missing = (f"dates of {what} matching {title}",) if value is None else ()
-        return Finding(value, evidence, missing, detail=f"{title} ({reviewed} {what} reviewed)")
+        return Finding(value, evidence, missing, reviewed=f"{reviewed} {what}")

@@ -37,7 +37,7 @@ def format_evidence(ev: Evidence, indent: str = "") -> list[str]:
     if ev.source and ev.fact.startswith("lab.") and ":" in ev.source:
         line += f" (recorded {ev.source.split(': ', 1)[1]})"
     elif ev.source and ev.fact in ("condition", "medication"):
-        line += f" ({ev.source.split(' ', 1)[1] if ' ' in ev.source else ev.source})"
+        line += f" ({ev.source.split(' ', 1)[1]})" if " " in ev.source else ""
     lines = [line]
     for part in ev.parts:
         lines.extend(format_evidence(part, indent + "  "))

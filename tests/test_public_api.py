@@ -1,0 +1,20 @@
+"""The public API is small and explicit; this pins it."""
+
+import screening
+
+
+def test_public_names():
+    assert sorted(screening.__all__) == [
+        "CriterionKind", "CriterionResult", "EvaluatorGap", "Evidence", "Outcome", "PatientDataError", "PatientProfile",
+        "RuleSet", "RulesError", "ScreeningError", "ScreeningResult", "TrialResult", "UnitError", "Verdict", "__version__",
+        "load_patient", "load_rules", "parse_patient", "screen",
+    ]
+    for name in screening.__all__:
+        assert hasattr(screening, name)
+
+
+def test_every_expression_type_has_a_handler():
+    from screening.evaluators.explain import HANDLERS
+    from screening.rules.model import EXPRESSION_TYPES
+
+    assert set(HANDLERS) == set(EXPRESSION_TYPES)
