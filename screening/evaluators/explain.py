@@ -157,12 +157,16 @@ def _range(expr: Range, facts: PatientFacts) -> NodeResult:
     return _number_test(expr.fact, expr.within, accepted, False, f"the range {left}{lo}, {hi}{right}{_unit_text(expr.unit)}", facts)
 
 
+def _category_text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value).replace("_", " ")
+
+
 def _is(expr: Is, facts: PatientFacts) -> NodeResult:
     fact = facts.category(expr.fact)
     accepted = expr.accepted
     value: Truth = True if fact.possible <= accepted else (False if not (fact.possible & accepted) else None)
-    shown = " or ".join(sorted(str(v).lower() if isinstance(v, bool) else str(v) for v in fact.possible))
-    wanted = " or ".join(sorted(str(v).lower() if isinstance(v, bool) else str(v) for v in accepted))
+    shown = " or ".join(sorted(_category_text(v) for v in fact.possible))
+    wanted = " or ".join(sorted(_category_text(v) for v in accepted))
     if fact.missing and value is None and len(fact.possible) == len(FACTS[expr.fact].values):
         reason = f"{fact.label} is not recorded (needed: {wanted})"
     else:
@@ -274,7 +278,6 @@ def evaluate_criterion(criterion: Criterion, facts: PatientFacts) -> CriterionRe
             reason = f"{rule.reason}; applies when {applies.reason}" if applies.value is None else rule.reason
         else:
             evidence, missing, reason = applies.evidence + rule.evidence, (), rule.reason
-    reason = reason[:1].upper() + reason[1:] if reason else ""
     return CriterionResult(
         id=criterion.id,
         kind=criterion.kind,

@@ -87,6 +87,10 @@ def _fmt(value: float) -> str:
     return f"{round_significant(value, 6):g}"
 
 
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def completed_years(birth: dt.date, as_of: dt.date) -> int:
     """Age in completed years; a 29 February birthday falls on 1 March in common years."""
     return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
@@ -136,6 +140,8 @@ class PatientFacts:
                 value = round_significant(value - control)
             unit_text = "" if obs.unit in (None, "1") else f" {obs.unit}"
             as_recorded = f"{obs.comparator.value if obs.comparator else ''}{_fmt(obs.value)}{unit_text}"
+            if obs.control is not None:
+                as_recorded += f", control {_fmt(obs.control)}{unit_text}"
             ev = Evidence(
                 fact=f"lab.{analyte.name}",
                 label=analyte.display + (" prolongation over control" if analyte.name == "prothrombin_time" else ""),
@@ -366,7 +372,7 @@ class PatientFacts:
             status = "resolved " + c.resolved.isoformat() if c.resolved else c.status.value
             ev = Evidence(fact="condition", label=c.display or code, value=code, date=c.onset, source=f"condition {status}")
             hits.append((value, ev))
-        return self._combine(hits, codelist.title, len(self.profile.conditions), "conditions")
+        return self._combine(hits, codelist.title, _count(len(self.profile.conditions), "condition"))
 
     def medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         codelist = self.codelists[codes]
@@ -391,7 +397,7 @@ class PatientFacts:
             ev = Evidence(fact="medication", label=m.name, value=m.atc or name or m.rxnorm, date=m.start,
                           source=f"medication {m.status.value}" + (f", ended {m.end.isoformat()}" if m.end else ""))
             hits.append((value, ev))
-        return self._combine(hits, codelist.title, len(self.profile.medications), "medications")
+        return self._combine(hits, codelist.title, _count(len(self.profile.medications), "medication"))
 
     def procedure(self, codes: str, within: Window | None, at_least: int = 1) -> Finding:
         codelist = self.codelists[codes]
@@ -417,7 +423,7 @@ class PatientFacts:
         value: Truth = True if len(certain) >= at_least else (False if len(certain) + len(possible) < at_least else None)
         evidence = tuple(certain + possible) if value is not False else ()
         missing = (f"dates of procedures matching {codelist.title}",) if value is None else ()
-        return Finding(value, evidence, missing, reviewed=f"{len(self.profile.procedures)} procedures")
+        return Finding(value, evidence, missing, reviewed=_count(len(self.profile.procedures), "procedure"))
 
     def imaging(self, finding: str, modalities: tuple, window: Window | None) -> Finding:
         window = window or self.defaults.imaging_within
@@ -432,7 +438,7 @@ class PatientFacts:
                      source="imaging report" + (f": {s.report}" if s.report else ""))
             for s in (showing or studies)
         )
-        return Finding(bool(showing), evidence, reviewed=f"{len(studies)} studies")
+        return Finding(bool(showing), evidence, reviewed=_count(len(studies), "study", "studies"))
 
     def lab_result(self, analyte: str, positive: bool, window: Window | None) -> Finding:
         window = window or self.defaults.lab_within
@@ -450,9 +456,9 @@ class PatientFacts:
         return Finding(value, tuple(q.evidence for q in same_day), missing)
 
     @staticmethod
-    def _combine(hits: list[tuple[Truth, Evidence]], title: str, reviewed: int, what: str) -> Finding:
+    def _combine(hits: list[tuple[Truth, Evidence]], title: str, reviewed: str) -> Finding:
         values = [v for v, _ in hits]
         value: Truth = True if True in values else (None if None in values else False)
         evidence = tuple(ev for v, ev in hits if v is value or value is False)
-        missing = (f"dates of {what} matching {title}",) if value is None else ()
-        return Finding(value, evidence, missing, reviewed=f"{reviewed} {what}")
+        missing = (f"dates of records matching {title}",) if value is None else ()
+        return Finding(value, evidence, missing, reviewed=reviewed)

@@ -15,7 +15,7 @@ _OUTCOME_STYLE = {Outcome.MET: "green", Outcome.NOT_MET: "red", Outcome.UNKNOWN:
 
 def _number(value: float | int | str | bool | None) -> str:
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.4g}"
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
@@ -24,6 +24,8 @@ def _number(value: float | int | str | bool | None) -> str:
 def format_evidence(ev: Evidence, indent: str = "") -> list[str]:
     if ev.value is not None:
         shown = _number(ev.value)
+    elif ev.fact.startswith("lab.") and ev.source and ": " in ev.source:
+        shown = ev.source.split(": ", 1)[1].split(" ")[0]  # a censored value, as recorded (e.g. <1)
     elif ev.low is not None or ev.high is not None:
         shown = f"{_number(ev.low) if ev.low is not None else '?'}-{_number(ev.high) if ev.high is not None else '?'}"
     else:
