@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from . import screen as screen_api
-from .errors import ScreeningError
+from .errors import PatientDataError, ScreeningError
 from .patient.io import load_patient
 from .patient.model import PatientProfile
 from .render.text import render_text
@@ -76,6 +76,8 @@ def screen(
         ruleset = _rules(rules)
         profile = load_patient(patient)
         result = screen_api(profile, ruleset, as_of=screening_date, trials=trial)
+    except PatientDataError as exc:
+        raise _fail(str(exc) if exc.source else f"{patient}: {exc}") from None
     except ScreeningError as exc:
         raise _fail(str(exc)) from None
     except KeyError as exc:
