@@ -75,8 +75,9 @@ def applicable(applies: Truth, value: Truth, kind: CriterionKind) -> Outcome:
     """Outcome of a criterion that applies only when ``applies`` holds.
 
     Not applicable satisfies the criterion. When applicability is unknown the outcome is decided
-    only if the criterion passes either way (its rule gives the passing answer); otherwise it is
-    unknown, so learning the applicability can never flip a decided verdict.
+    only if the criterion passes either way (its rule gives the passing answer, which is then
+    reported); otherwise it is unknown, so learning the applicability can never flip a decided
+    verdict (a passing ``met``/``not_met`` may become ``not_applicable``, which also passes).
     """
     if applies is False:
         return Outcome.NOT_APPLICABLE

@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 from screening import PatientDataError, parse_patient, screen
 from screening.evaluators.explain import evaluate
 from screening.facts.resolve import PatientFacts
-from screening.logic import Outcome, Verdict
+from screening.logic import Outcome, Verdict, fails
 from screening.rules.model import Defaults, Trial
 
 from .rule_strategies import expressions, ruleset_of, trials
 from .strategies import AS_OF, REMOVABLE, patients, remove, to_si
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 DECIDED_VERDICTS = {Verdict.ELIGIBLE, Verdict.INELIGIBLE}
 DECIDED = {Outcome.MET, Outcome.NOT_MET, Outcome.NOT_APPLICABLE}
 
@@ -25,10 +25,24 @@ def _outcomes(result):
     return {(t.trial_id, c.id): c.outcome for t in result.results for c in t.criteria}
 
 
+def _standing(result):
+    """Per criterion: does it fail the patient, pass, or is it unknown. (A criterion whose
+    applicability is unknown but which passes either way is reported met/not_met; once the
+    applicability is known to be false it is not_applicable: it passes in both.)"""
+    return {
+        (t.trial_id, c.id): "unknown" if c.outcome is Outcome.UNKNOWN else "fails" if fails(c.kind, c.outcome) else "passes"
+        for t in result.results for c in t.criteria
+    }
+
+
 def _check_monotone(partial_result, full_result):
+    full_standing = _standing(full_result)
     full_outcomes = _outcomes(full_result)
+    for key, standing in _standing(partial_result).items():
+        if standing != "unknown":
+            assert full_standing[key] == standing, key
     for key, outcome in _outcomes(partial_result).items():
-        if outcome in DECIDED:
+        if outcome in DECIDED and full_outcomes[key] is not Outcome.NOT_APPLICABLE:
             assert full_outcomes[key] is outcome, key
     for partial_trial, full_trial in zip(partial_result.results, full_result.results):
         if partial_trial.verdict in DECIDED_VERDICTS:
@@ -130,7 +144,7 @@ FIELDS = ["id", "birth_date", "sex", "conditions", "observations", "medications"
           "pregnant", "lactating", "childbearing_potential", "consent"]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@SETTINGS
 @given(data=st.one_of(
     st.dictionaries(st.sampled_from(FIELDS), json_values),
     patients().flatmap(lambda p: st.dictionaries(st.sampled_from(FIELDS), json_values).map(lambda junk: {**p, **junk})),
