@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Literal, get_args
 
 from ._version import __version__
 from .errors import EvaluatorGap, PatientDataError, RulesError, ScreeningError, UnitError
+from .evaluators.durable import DurableEngine
 from .evaluators.explain import screen_patient
 from .logic import CriterionKind, Outcome, Verdict
 from .patient.io import load_patient, parse_patient
@@ -22,22 +24,45 @@ from .results import CriterionResult, Evidence, ScreeningResult, TrialResult
 from .rules.loader import RuleSet, load_rules
 
 
+Engine = Literal["explain", "durable"]
+ENGINES: tuple[str, ...] = get_args(Engine)
+
+
 def screen(
-    patient: PatientProfile, rules: RuleSet, as_of: dt.date | None = None, trials: Iterable[str] | None = None
+    patient: PatientProfile,
+    rules: RuleSet,
+    as_of: dt.date | None = None,
+    trials: Iterable[str] | None = None,
+    engine: Engine = "explain",
 ) -> ScreeningResult:
     """Screen one patient against the loaded trials (or only ``trials``).
 
     ``as_of`` is the screening date every age and look-back window counts from; it defaults to
-    today, so pass it explicitly for reproducible results.
+    today, so pass it explicitly for reproducible results. ``engine`` chooses the evaluator:
+    ``explain`` (the reference) or ``durable`` (the durable_rules Rete network, compiled once per
+    rule set); both give identical results.
     """
     unknown = set(trials or ()) - set(rules.trials)
     if unknown:
         raise KeyError(f"unknown trial(s): {', '.join(sorted(unknown))}")
-    return screen_patient(patient, rules, as_of or dt.date.today(), trials)
+    as_of = as_of or dt.date.today()
+    if engine == "explain":
+        return screen_patient(patient, rules, as_of, trials)
+    if engine == "durable":
+        return durable_engine(rules).screen(patient, as_of, trials)
+    raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
+
+
+def durable_engine(rules: RuleSet) -> DurableEngine:
+    """The durable_rules engine for ``rules``, compiled and registered on first use."""
+    if "durable" not in rules.compiled:
+        rules.compiled["durable"] = DurableEngine(rules)
+    return rules.compiled["durable"]
 
 
 __all__ = [
     "CriterionKind",
+    "DurableEngine",
     "CriterionResult",
     "EvaluatorGap",
     "Evidence",
@@ -52,6 +77,7 @@ __all__ = [
     "UnitError",
     "Verdict",
     "__version__",
+    "durable_engine",
     "load_patient",
     "load_rules",
     "parse_patient",

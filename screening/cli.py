@@ -32,6 +32,11 @@ BAD_INPUT = 2
 DEFAULT_RULES = "rules"
 
 
+class EngineChoice(StrEnum):
+    EXPLAIN = "explain"
+    DURABLE = "durable"
+
+
 class Format(StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -69,13 +74,14 @@ def screen(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
     format: Annotated[Format, typer.Option("--format", help="text or json")] = Format.TEXT,
     trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
+    engine: Annotated[EngineChoice, typer.Option("--engine", help="explain (reference) or durable (durable_rules Rete)")] = EngineChoice.EXPLAIN,
 ) -> None:
     """Screen one patient against every loaded trial and explain each verdict."""
     screening_date = _date(as_of)
     try:
         ruleset = _rules(rules)
         profile = load_patient(patient)
-        result = screen_api(profile, ruleset, as_of=screening_date, trials=trial)
+        result = screen_api(profile, ruleset, as_of=screening_date, trials=trial, engine=engine.value)
     except PatientDataError as exc:
         raise _fail(str(exc) if exc.source else f"{patient}: {exc}") from None
     except ScreeningError as exc:

@@ -12,11 +12,9 @@ import pytest
 import yaml
 from hypothesis import settings
 
-from screening import load_rules, parse_patient
-from screening.evaluators.explain import evaluate_criterion
-from screening.facts.resolve import PatientFacts
-from screening.rules.loader import RuleSet
-from screening.rules.model import Criterion, Defaults
+from screening import load_rules, parse_patient, screen
+from screening.rules.loader import LoadedTrial, RuleSet, rules_hash
+from screening.rules.model import Trial
 
 # Hypothesis profiles: "dev" explores new random examples each run; "ci" (chosen when CI is set) is
 # derandomized so a submission's result does not depend on luck; "thorough" for long local hunts:
@@ -64,17 +62,26 @@ def apply_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return patient
 
 
-def evaluate_case(rules: RuleSet, case: dict[str, Any], base: dict[str, Any], as_of: dt.date) -> str:
-    """Outcome of the case's criterion (a trial's criterion by id, or an inline rule)."""
+ENGINES = ["explain", "durable"]
+
+
+def inline_ruleset(rules: RuleSet, criteria: list[dict[str, Any]], defaults: dict[str, Any] | None = None) -> RuleSet:
+    """A rule set of one generated trial (NCT99999999) with the shared code lists."""
+    trial = Trial.model_validate({"id": "NCT99999999", "title": "inline", "version": "0", "source": {"url": "https://example.org"},
+                                  "criteria": criteria, **({"defaults": defaults} if defaults else {})})
+    return RuleSet({trial.id: LoadedTrial(trial, "<inline>", rules_hash(trial, rules.codelists))}, rules.codelists, "<inline>")
+
+
+def evaluate_case(rules: RuleSet, case: dict[str, Any], base: dict[str, Any], as_of: dt.date, engine: str = "explain") -> str:
+    """Outcome of the case's criterion (a trial's criterion by id, or an inline rule) on ``engine``."""
     patient = parse_patient(apply_patch(base, case.get("patient", {})))
     as_of = case.get("as_of", as_of)
     if "trial" in case:
-        loaded = rules.trials[case["trial"]]
-        criterion = next(c for c in loaded.trial.criteria if c.id == case["criterion"])
-        defaults = loaded.trial.defaults
+        trial_id, criterion_id = case["trial"], case["criterion"]
     else:
-        criterion = Criterion.model_validate({"id": "X", "kind": case.get("kind", "inclusion"), "text": case["name"], "rule": case["rule"],
-                                              **({"applies_when": case["applies_when"]} if "applies_when" in case else {})})
-        defaults = Defaults()
-    facts = PatientFacts(patient, as_of, defaults, rules.codelists)
-    return evaluate_criterion(criterion, facts).outcome.value
+        criterion = {"id": "X", "kind": case.get("kind", "inclusion"), "text": case["name"], "rule": case["rule"]}
+        if "applies_when" in case:
+            criterion["applies_when"] = case["applies_when"]
+        rules, trial_id, criterion_id = inline_ruleset(rules, [criterion]), "NCT99999999", "X"
+    result = screen(patient, rules, as_of=as_of, trials=[trial_id], engine=engine)
+    return next(c.outcome.value for c in result.results[0].criteria if c.id == criterion_id)

@@ -1,17 +1,18 @@
-"""Every case in tests/cases/criteria.yaml, on the explaining evaluator."""
+"""Every case in tests/cases/criteria.yaml, on every evaluator (one suite, parametrized over engines)."""
 
 from __future__ import annotations
 
 import pytest
 
-from .conftest import AS_OF, evaluate_case, load_cases
+from .conftest import AS_OF, ENGINES, evaluate_case, load_cases
 
 CASES = load_cases("criteria.yaml")
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("case", CASES["cases"], ids=lambda c: f"{c.get('trial', 'inline')}-{c.get('criterion', '')}-{c['name']}")
-def test_criterion_case(rules, case):
-    assert evaluate_case(rules, case, CASES["base"], CASES.get("as_of", AS_OF)) == case["expected"]
+def test_criterion_case(rules, case, engine):
+    assert evaluate_case(rules, case, CASES["base"], CASES.get("as_of", AS_OF), engine) == case["expected"]
 
 
 def test_every_nct04357600_criterion_has_met_not_met_and_unknown_cases(rules):

@@ -5,9 +5,9 @@ import screening
 
 def test_public_names():
     assert sorted(screening.__all__) == [
-        "CriterionKind", "CriterionResult", "EvaluatorGap", "Evidence", "Outcome", "PatientDataError", "PatientProfile",
+        "CriterionKind", "CriterionResult", "DurableEngine", "EvaluatorGap", "Evidence", "Outcome", "PatientDataError", "PatientProfile",
         "RuleSet", "RulesError", "ScreeningError", "ScreeningResult", "TrialResult", "UnitError", "Verdict", "__version__",
-        "load_patient", "load_rules", "parse_patient", "screen",
+        "durable_engine", "load_patient", "load_rules", "parse_patient", "screen",
     ]
     for name in screening.__all__:
         assert hasattr(screening, name)

@@ -12,7 +12,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ class RuleSet:
     trials: Mapping[str, LoadedTrial]
     codelists: Mapping[str, CodeList]
     directory: str
+    compiled: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # evaluators built for these rules, by name
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

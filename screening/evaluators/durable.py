@@ -1,0 +1,435 @@
+"""The durable_rules (Rete) evaluator: trial rules compiled to durable_rules rulesets.
+
+Each trial compiles to one ruleset in durable_rules' JSON form, named by trial id and rules hash,
+registered on a :class:`SyncHost` this module creates (no background timer threads; no DSL
+globals). A patient is normalized into one flat document per trial (:func:`normalize`) and
+asserted once; the rules then do the comparisons and the Kleene logic:
+
+- every rule node compiles to two conditions, ``true`` and ``false`` (:data:`COMPILERS`), built
+  from a small condition algebra with negation pushed down to the comparisons, where an absent
+  key is neither above nor below anything;
+- every criterion compiles to up to three rules, ``met``, ``not_met`` and ``not_applicable``,
+  whose actions record the outcome in the session state; when none fires the outcome is
+  ``unknown``.
+
+Normalization (:data:`NORMALIZERS`) uses the reference fact resolver, so both evaluators read a
+profile the same way: numeric facts become interval bounds (``n<k>_lo``/``_hi`` and open-bound
+flags; an unbounded side is left out), categorical facts one 0/1 flag per possible value, and
+record findings (code-list matches in time, imaging, qualitative labs) one 0/1 key, left out when
+unknown. Values are plain decimals (durable_rules refuses ``1e-05`` and NaN).
+
+Known durable_rules traps handled here (see shared/notes/dependencies.md): rulesets cannot be
+unregistered (named by hash, registered once per engine); at most 1024 live sessions (every
+session is deleted after use); exceptions in actions come back as text in the state (raised as
+:class:`EvaluatorGap`); ``MessageNotHandledException`` means no rule fired (all unknown); the
+engine mutates the definitions it is given (a deep copy is registered); deleting the state of a
+session that was never created crashes the extension (every ruleset has a rule that matches
+every document, so a session always exists).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import itertools
+import math
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import durable.engine as durable_engine
+
+from .. import logic
+from .._version import __version__
+from ..errors import EvaluatorGap
+from ..facts.catalog import FACTS
+from ..facts.intervals import Interval
+from ..facts.resolve import PatientFacts
+from ..logic import CriterionKind, Outcome
+from ..patient.model import PatientProfile
+from ..results import ScreeningResult, TrialResult
+from ..rules.loader import LoadedTrial, RuleSet
+from ..rules.model import (
+    AllOf,
+    AnyOf,
+    AtLeast,
+    Compare,
+    Criterion,
+    HasCondition,
+    HasMedication,
+    HasProcedure,
+    ImagingFinding,
+    Is,
+    LabResult,
+    Not,
+    Op,
+    Range,
+)
+from .explain import _ACCEPT, _threshold, evaluate_criterion, trial_result
+
+# Rule node kinds the compiler cannot express, with the reason. Empty: every kind compiles.
+UNSUPPORTED: dict[type, str] = {}
+
+# -- a small condition algebra ---------------------------------------------------------------------
+
+Cond = tuple  # ("cmp", op, key, value) | ("ex", key) | ("nex", key) | ("and", conds) | ("or", conds) | ("true",) | ("false",)
+TRUE: Cond = ("true",)
+FALSE: Cond = ("false",)
+_NEGATED_OP = {"lt": "gte", "lte": "gt", "gt": "lte", "gte": "lt", "eq": "neq", "neq": "eq"}
+
+
+def cmp(op: str, key: str, value: float | int) -> Cond:
+    return ("cmp", op, key, value)
+
+
+def and_(*conds: Cond) -> Cond:
+    flat: list[Cond] = []
+    for c in conds:
+        if c == FALSE:
+            return FALSE
+        if c == TRUE:
+            continue
+        flat.extend(c[1] if c[0] == "and" else [c])
+    return TRUE if not flat else flat[0] if len(flat) == 1 else ("and", tuple(flat))
+
+
+def or_(*conds: Cond) -> Cond:
+    flat: list[Cond] = []
+    for c in conds:
+        if c == TRUE:
+            return TRUE
+        if c == FALSE:
+            continue
+        flat.extend(c[1] if c[0] == "or" else [c])
+    return FALSE if not flat else flat[0] if len(flat) == 1 else ("or", tuple(flat))
+
+
+def negate(cond: Cond) -> Cond:
+    """The complement of ``cond``, where a comparison on an absent key is false."""
+    kind = cond[0]
+    if kind == "true":
+        return FALSE
+    if kind == "false":
+        return TRUE
+    if kind == "and":
+        return or_(*(negate(c) for c in cond[1]))
+    if kind == "or":
+        return and_(*(negate(c) for c in cond[1]))
+    if kind == "ex":
+        return ("nex", cond[1])
+    if kind == "nex":
+        return ("ex", cond[1])
+    _, op, key, value = cond
+    return or_(("nex", key), cmp(_NEGATED_OP[op], key, value))
+
+
+def to_json(cond: Cond) -> dict[str, Any]:
+    kind = cond[0]
+    if kind in ("and", "or"):
+        return {f"${kind}": [to_json(c) for c in cond[1]]}
+    if kind in ("ex", "nex"):
+        return {f"${kind}": {cond[1]: 1}}
+    if kind == "cmp":
+        _, op, key, value = cond
+        return {key: value} if op == "eq" else {f"${op}": {key: value}}
+    raise EvaluatorGap(f"condition {cond!r} cannot be written as durable_rules JSON")
+
+
+# -- slots: where each leaf's normalized value lives in the asserted document ----------------------
+
+
+@dataclass
+class Slots:
+    """Assigns each distinct leaf node a key prefix in the asserted document."""
+
+    index: dict[Any, str] = field(default_factory=dict)
+
+    def key(self, node: Any, prefix: str) -> str:
+        if node not in self.index:
+            self.index[node] = f"{prefix}{len(self.index)}"
+        return self.index[node]
+
+
+def _interval_conditions(key: str, accepted: Interval, integer: bool) -> tuple[Cond, Cond]:
+    """(every value accepted, no value accepted) for a fact interval stored under ``key``."""
+    lo, hi, lox, hix = f"{key}_lo", f"{key}_hi", f"{key}_lox", f"{key}_hix"
+    open_low = FALSE if integer else cmp("eq", lox, 1)  # integer facts are sent as closed bounds
+    open_high = FALSE if integer else cmp("eq", hix, 1)
+    a_lo, a_hi = _engine_number(accepted.low), _engine_number(accepted.high)
+    above_low = TRUE
+    if math.isfinite(accepted.low):
+        above_low = (or_(cmp("gt", lo, a_lo), and_(cmp("eq", lo, a_lo), open_low)) if accepted.low_open else cmp("gte", lo, a_lo))
+    below_high = TRUE
+    if math.isfinite(accepted.high):
+        below_high = (or_(cmp("lt", hi, a_hi), and_(cmp("eq", hi, a_hi), open_high)) if accepted.high_open else cmp("lte", hi, a_hi))
+    all_in = and_(above_low, below_high)
+    below = FALSE
+    if math.isfinite(accepted.low):
+        below = or_(cmp("lt", hi, a_lo), and_(cmp("eq", hi, a_lo), TRUE if accepted.low_open else open_high))
+    above = FALSE
+    if math.isfinite(accepted.high):
+        above = or_(cmp("gt", lo, a_hi), and_(cmp("eq", lo, a_hi), TRUE if accepted.high_open else open_low))
+    return all_in, or_(below, above)
+
+
+# -- compilers: rule node -> (true condition, false condition) -------------------------------------
+
+Compiler = Callable[[Any, Slots], tuple[Cond, Cond]]
+
+
+def compile_node(node: Any, slots: Slots) -> tuple[Cond, Cond]:
+    try:
+        compiler = COMPILERS[type(node)]
+    except KeyError:
+        raise EvaluatorGap(f"durable_rules compiler has no handler for {type(node).__name__}") from None
+    return compiler(node, slots)
+
+
+def _c_all(node: AllOf, slots: Slots) -> tuple[Cond, Cond]:
+    parts = [compile_node(e, slots) for e in node.of]
+    return and_(*(t for t, _ in parts)), or_(*(f for _, f in parts))
+
+
+def _c_any(node: AnyOf, slots: Slots) -> tuple[Cond, Cond]:
+    parts = [compile_node(e, slots) for e in node.of]
+    return or_(*(t for t, _ in parts)), and_(*(f for _, f in parts))
+
+
+def _c_not(node: Not, slots: Slots) -> tuple[Cond, Cond]:
+    true, false = compile_node(node.of, slots)
+    return false, true
+
+
+def _c_at_least(node: AtLeast, slots: Slots) -> tuple[Cond, Cond]:
+    parts = [compile_node(e, slots) for e in node.of]
+    needed_false = len(parts) - node.n + 1
+    true = or_(*(and_(*(parts[i][0] for i in combo)) for combo in itertools.combinations(range(len(parts)), node.n)))
+    false = or_(*(and_(*(parts[i][1] for i in combo)) for combo in itertools.combinations(range(len(parts)), needed_false)))
+    return true, false
+
+
+def _c_compare(node: Compare, slots: Slots) -> tuple[Cond, Cond]:
+    key = slots.key(node, "n")
+    accepted = _ACCEPT[node.op](_threshold(node.fact, node.value, node.unit))
+    true, false = _interval_conditions(key, accepted, FACTS[node.fact].integer)
+    return (false, true) if node.op is Op.NE else (true, false)
+
+
+def _c_range(node: Range, slots: Slots) -> tuple[Cond, Cond]:
+    key = slots.key(node, "n")
+    low = _threshold(node.fact, node.min, node.unit) if node.min is not None else -math.inf
+    high = _threshold(node.fact, node.max, node.unit) if node.max is not None else math.inf
+    return _interval_conditions(key, Interval(low, high, not node.min_inclusive, not node.max_inclusive), FACTS[node.fact].integer)
+
+
+def _c_is(node: Is, slots: Slots) -> tuple[Cond, Cond]:
+    key = slots.key(node, "c")
+    values = FACTS[node.fact].values
+    accepted = [i for i, v in enumerate(values) if v in node.accepted]
+    rejected = [i for i, v in enumerate(values) if v not in node.accepted]
+    return and_(*(cmp("eq", f"{key}_{i}", 0) for i in rejected)), and_(*(cmp("eq", f"{key}_{i}", 0) for i in accepted))
+
+
+def _c_finding(node: Any, slots: Slots) -> tuple[Cond, Cond]:
+    key = slots.key(node, "b")
+    return cmp("eq", key, 1), cmp("eq", key, 0)
+
+
+COMPILERS: dict[type, Compiler] = {
+    AllOf: _c_all,
+    AnyOf: _c_any,
+    Not: _c_not,
+    AtLeast: _c_at_least,
+    Compare: _c_compare,
+    Range: _c_range,
+    Is: _c_is,
+    LabResult: _c_finding,
+    HasCondition: _c_finding,
+    HasMedication: _c_finding,
+    HasProcedure: _c_finding,
+    ImagingFinding: _c_finding,
+}
+
+# -- normalizers: leaf node -> the keys it contributes to the asserted document --------------------
+
+Normalizer = Callable[[Any, str, PatientFacts], dict[str, float | int]]
+
+
+def _engine_number(value: float) -> float | int:
+    """A number durable_rules accepts: a plain decimal (no exponent), never NaN."""
+    if not math.isfinite(value):
+        return value  # callers only send finite bounds
+    if value == int(value) and abs(value) < 1e15:
+        return int(value)
+    if not 1e-4 <= abs(value) < 1e15:
+        raise EvaluatorGap(f"value {value!r} has no plain decimal form durable_rules accepts")
+    return value
+
+
+def _n_number(node: Compare | Range, key: str, facts: PatientFacts) -> dict[str, float | int]:
+    interval = facts.number(node.fact, node.within).interval
+    doc: dict[str, float | int] = {}
+    if FACTS[node.fact].integer:
+        if math.isfinite(interval.low):
+            doc[f"{key}_lo"] = _engine_number(math.ceil(interval.inner_low()))
+        if math.isfinite(interval.high):
+            doc[f"{key}_hi"] = _engine_number(math.floor(interval.inner_high()))
+        return doc
+    if math.isfinite(interval.low):
+        doc[f"{key}_lo"], doc[f"{key}_lox"] = _engine_number(interval.low), int(interval.low_open)
+    if math.isfinite(interval.high):
+        doc[f"{key}_hi"], doc[f"{key}_hix"] = _engine_number(interval.high), int(interval.high_open)
+    return doc
+
+
+def _n_is(node: Is, key: str, facts: PatientFacts) -> dict[str, float | int]:
+    possible = facts.category(node.fact).possible
+    return {f"{key}_{i}": int(v in possible) for i, v in enumerate(FACTS[node.fact].values)}
+
+
+def _finding_doc(key: str, value: logic.Truth) -> dict[str, float | int]:
+    return {} if value is None else {key: int(value)}
+
+
+NORMALIZERS: dict[type, Normalizer] = {
+    Compare: _n_number,
+    Range: _n_number,
+    Is: _n_is,
+    LabResult: lambda n, k, f: _finding_doc(k, f.lab_result(n.analyte, n.result == "positive", n.within).value),
+    HasCondition: lambda n, k, f: _finding_doc(k, f.condition(n.codes, n.timing, n.within).value),
+    HasMedication: lambda n, k, f: _finding_doc(k, f.medication(n.codes, n.timing, n.within).value),
+    HasProcedure: lambda n, k, f: _finding_doc(k, f.procedure(n.codes, n.within, n.at_least).value),
+    ImagingFinding: lambda n, k, f: _finding_doc(k, f.imaging(n.finding, n.modality, n.within).value),
+}
+
+# -- criteria and trials -----------------------------------------------------------------------------
+
+DISCRIMINATOR = cmp("eq", "t", "screen")
+
+
+def criterion_conditions(criterion: Criterion, slots: Slots) -> dict[Outcome, Cond]:
+    """The condition under which the criterion takes each decided outcome."""
+    rule_true, rule_false = compile_node(criterion.rule, slots)
+    if criterion.applies_when is None:
+        return {Outcome.MET: rule_true, Outcome.NOT_MET: rule_false}
+    applies_true, applies_false = compile_node(criterion.applies_when, slots)
+    maybe_applies = negate(applies_false)
+    if criterion.kind is CriterionKind.INCLUSION:
+        met, not_met = and_(rule_true, maybe_applies), and_(rule_false, applies_true)
+    else:
+        met, not_met = and_(rule_true, applies_true), and_(rule_false, maybe_applies)
+    return {Outcome.MET: met, Outcome.NOT_MET: not_met, Outcome.NOT_APPLICABLE: applies_false}
+
+
+def _record(criterion_id: str, outcome: Outcome) -> Callable[[Any], None]:
+    def action(c: Any) -> None:
+        c.s[f"o.{criterion_id}"] = outcome.value
+
+    return action
+
+
+@dataclass(frozen=True)
+class CompiledTrial:
+    """A trial's durable_rules ruleset (JSON form, actions attached) and how to normalize for it."""
+
+    name: str
+    definition: dict[str, dict[str, Any]]
+    leaves: tuple[tuple[Any, str], ...]  # (leaf node, document key prefix)
+
+
+def _screened(c: Any) -> None:
+    c.s["screened"] = 1
+
+
+def compile_trial(loaded: LoadedTrial) -> CompiledTrial:
+    slots = Slots()
+    # Every document matches at least this rule, so a session always exists (deleting the state of
+    # a session that a MessageNotHandledException left uncreated crashed the extension:
+    # "free(): invalid pointer") and no assert raises MessageNotHandledException.
+    definition: dict[str, dict[str, Any]] = {"screened": {"all": [{"m": to_json(DISCRIMINATOR)}], "run": _screened}}
+    for criterion in loaded.trial.criteria:
+        for outcome, cond in criterion_conditions(criterion, slots).items():
+            full = and_(DISCRIMINATOR, cond)
+            if full == FALSE:
+                continue  # this outcome is impossible for the criterion
+            definition[f"{criterion.id}.{outcome.value}"] = {"all": [{"m": to_json(full)}], "run": _record(criterion.id, outcome)}
+    name = f"{loaded.trial.id}_{loaded.rules_hash.split(':')[-1]}"
+    return CompiledTrial(name, definition, tuple(slots.index.items()))
+
+
+def ruleset_json(compiled: CompiledTrial) -> dict[str, Any]:
+    """The ruleset as durable_rules receives it, without the Python actions (for snapshots)."""
+    return {compiled.name: {rule: {"all": body["all"], "run": rule} for rule, body in compiled.definition.items()}}
+
+
+def normalize(compiled: CompiledTrial, facts: PatientFacts) -> dict[str, Any]:
+    document: dict[str, Any] = {"t": "screen"}
+    for node, key in compiled.leaves:
+        document.update(NORMALIZERS[type(node)](node, key, facts))
+    return document
+
+
+class SyncHost(durable_engine.Host):
+    """A durable_rules host without the background dispatch timers: actions run synchronously in
+    the caller (the default host's timer threads were seen returning partial states)."""
+
+    def _run(self) -> None:  # noqa: D401 - no timers
+        return None
+
+
+class DurableEngine:
+    """Screens patients through durable_rules. Create once per process (rulesets are registered
+    at construction and cannot be unregistered); calls are serialized by a lock because the
+    extension never releases the GIL and its sessions are not thread-safe."""
+
+    def __init__(self, rules: RuleSet):
+        self.rules = rules
+        self.compiled = {trial_id: compile_trial(loaded) for trial_id, loaded in rules.trials.items()}
+        self._host = SyncHost()
+        self._host.register_rulesets({c.name: copy.deepcopy(c.definition) for c in self.compiled.values()})
+        self._lock = threading.Lock()
+        self._sessions = itertools.count()
+
+    def outcomes(self, profile: PatientProfile, as_of: dt.date, trial_id: str, facts: PatientFacts | None = None) -> dict[str, Outcome]:
+        """Each criterion's outcome as the Rete network decides it."""
+        loaded = self.rules.trials[trial_id]
+        compiled = self.compiled[trial_id]
+        facts = facts or PatientFacts(profile, as_of, loaded.trial.defaults, self.rules.codelists)
+        document = normalize(compiled, facts)
+        with self._lock:
+            sid = str(next(self._sessions))
+            document["sid"] = sid
+            try:
+                state = self._host.assert_fact(compiled.name, document)
+            except durable_engine.MessageNotHandledException as exc:  # unreachable: the "screened" rule matches all
+                raise EvaluatorGap(f"durable_rules matched no rule for {trial_id}") from exc
+            self._host.delete_state(compiled.name, sid)
+        if isinstance(state, dict) and "exception" in state:
+            raise EvaluatorGap(f"durable_rules action failed for {trial_id}: {state['exception']}")
+        recorded = state if isinstance(state, dict) else {}
+        return {c.id: Outcome(recorded.get(f"o.{c.id}", Outcome.UNKNOWN.value)) for c in loaded.trial.criteria}
+
+    def screen_trial(self, profile: PatientProfile, as_of: dt.date, trial_id: str) -> TrialResult:
+        """A trial result whose outcomes come from the Rete network; the explanation (evidence,
+        reason, missing) is built from the same normalized facts by the reference evaluator."""
+        loaded = self.rules.trials[trial_id]
+        facts = PatientFacts(profile, as_of, loaded.trial.defaults, self.rules.codelists)
+        outcomes = self.outcomes(profile, as_of, trial_id, facts)
+        explained = [evaluate_criterion(c, facts) for c in loaded.trial.criteria]
+        for result in explained:
+            if result.outcome is not outcomes[result.id]:
+                raise EvaluatorGap(
+                    f"{trial_id} criterion {result.id}: durable_rules decided {outcomes[result.id].value}, "
+                    f"the reference evaluator {result.outcome.value}"
+                )
+        return trial_result(loaded, explained)
+
+    def screen(self, profile: PatientProfile, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
+        selected: Sequence[str] = sorted(set(trial_ids)) if trial_ids is not None else list(self.rules.trials)
+        return ScreeningResult(
+            patient_id=profile.id,
+            as_of=as_of,
+            engine_version=__version__,
+            results=tuple(self.screen_trial(profile, as_of, t) for t in selected),
+        )
