@@ -24,6 +24,7 @@ from .patient.io import load_patient
 from .patient.model import PatientProfile
 from .render.text import render_text
 from .schemas import render, write_all
+from .watch import Watcher
 from .rules.loader import RuleSet, load_rules
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Clinical-trial eligibility screening with explained verdicts.")
@@ -92,6 +93,31 @@ def screen(
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:
         render_text(result, _console())
+
+
+@app.command()
+def watch(
+    events: Annotated[Optional[Path], typer.Argument(help="Events as JSON lines (default: standard input)")] = None,
+    rules: RulesOption = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date for events without their own as_of (default: today)")] = None,
+    engine: Annotated[EngineChoice, typer.Option("--engine")] = EngineChoice.DURABLE,
+    max_patients: Annotated[int, typer.Option("--max-patients", min=1, help="Patients kept; the least recently updated is evicted")] = 100_000,
+) -> None:
+    """Re-screen patients as events arrive; print a JSON line whenever a verdict changes."""
+    screening_date = _date(as_of)
+    try:
+        ruleset = _rules(rules)
+    except ScreeningError as exc:
+        raise _fail(str(exc)) from None
+    watcher = Watcher(ruleset, screening_date, engine=engine.value, max_patients=max_patients)
+    try:
+        stream = events.open(encoding="utf-8") if events and str(events) != "-" else sys.stdin
+    except OSError as exc:
+        raise _fail(f"{events}: cannot read: {exc.strerror}") from None
+    with stream:
+        for record in watcher.run(stream):
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
 
 
 @app.command()

@@ -1,0 +1,6 @@
+"""Event-driven re-screening: keep each patient's profile, re-screen on every event, report changes."""
+
+from .events import Event, parse_event
+from .watcher import Watcher
+
+__all__ = ["Event", "Watcher", "parse_event"]
