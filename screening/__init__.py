@@ -1,10 +1,11 @@
 """Clinical-trial eligibility screening: declarative trial rules, explained three-valued verdicts.
 
+    >>> import datetime as dt
     >>> from screening import load_rules, load_patient, screen
     >>> rules = load_rules("rules")
-    >>> patient = load_patient("patients/examples/P01-eligible-si-units.json")
-    >>> result = screen(patient, rules, as_of=datetime.date(2026, 11, 22))
-    >>> result.results[0].verdict
+    >>> patient = load_patient("patients/examples/P01-jakarta-cpb-si-eligible.json")
+    >>> screen(patient, rules, as_of=dt.date(2026, 11, 22)).results[1].verdict
+    <Verdict.ELIGIBLE: 'eligible'>
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from typing import Literal, get_args
 
 from ._version import __version__
-from .errors import EvaluatorGap, PatientDataError, RulesError, ScreeningError, UnitError
+from .errors import EvaluatorGap, PatientDataError, RulesError, ScreeningError, UnitError, UnknownTrialError
 from .evaluators.durable import DurableEngine
 from .evaluators.explain import screen_patient
 from .logic import CriterionKind, Outcome, Verdict
@@ -44,7 +45,7 @@ def screen(
     """
     unknown = set(trials or ()) - set(rules.trials)
     if unknown:
-        raise KeyError(f"unknown trial(s): {', '.join(sorted(unknown))}")
+        raise UnknownTrialError(sorted(unknown))
     as_of = as_of or dt.date.today()
     if engine == "explain":
         return screen_patient(patient, rules, as_of, trials)
@@ -75,6 +76,7 @@ __all__ = [
     "ScreeningResult",
     "TrialResult",
     "UnitError",
+    "UnknownTrialError",
     "Verdict",
     "__version__",
     "durable_engine",

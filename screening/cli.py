@@ -87,8 +87,6 @@ def screen(
         raise _fail(str(exc) if exc.source else f"{patient}: {exc}") from None
     except ScreeningError as exc:
         raise _fail(str(exc)) from None
-    except KeyError as exc:
-        raise _fail(str(exc.args[0])) from None
     if format is Format.JSON:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:

@@ -5,6 +5,7 @@
     │                         (names the file, the criterion id and the problem, with a suggestion)
     ├── PatientDataError      the data owner: a patient record is wrong (names the patient and field)
     │   └── UnitError         a lab unit that cannot be converted for its analyte
+    ├── UnknownTrialError     the caller: asked for a trial no rules file defines
     └── EvaluatorGap          the developer: an evaluator has no handler for a rule node
 
 Missing data is never an exception: it is an ``unknown`` outcome with a ``missing`` entry.
@@ -44,6 +45,14 @@ class PatientDataError(ScreeningError):
 
 class UnitError(PatientDataError):
     """A unit that is not valid UCUM, or not convertible for the analyte it is recorded on."""
+
+
+class UnknownTrialError(ScreeningError):
+    """A trial id that no loaded rules file defines."""
+
+    def __init__(self, trial_ids: list[str]):
+        self.trial_ids = trial_ids
+        super().__init__(f"unknown trial(s): {', '.join(trial_ids)}")
 
 
 class EvaluatorGap(ScreeningError):

@@ -50,7 +50,7 @@ def _lab(name: str) -> st.SearchStrategy[dict[str, Any]]:
     value = st.one_of(st.sampled_from(values), st.floats(0.3, 15 if name != "sodium" else 160, allow_nan=False).map(lambda v: round(v, 2)))
     return st.fixed_dictionaries(
         {"loinc": st.just(loinc), "value": value, "unit": st.just(unit), "date": dates},
-        optional={"comparator": st.sampled_from(["<", "<=", ">", ">="])} if name == "bilirubin" else {},
+        optional={"comparator": st.sampled_from(["<", "<=", ">", ">="])},
     )
 
 

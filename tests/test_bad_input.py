@@ -64,6 +64,10 @@ BAD_RULES = [
      "I1", ["exactly one of days"], None),
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '>', value: 1, unit: mg}}",
      "I1", ["unit 'mg' not allowed"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: imaging, finding: cirhosis}}",
+     "I1", ["rule.imaging.finding"], "cirrhosis"),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: procedure, codes: tips, within: {years: 3000}}}",
+     "I1", ["rule.procedure.within.years"], None),
 ]
 
 
@@ -150,12 +154,44 @@ def test_bad_unit_names_the_observation(rules):
     assert caught.value.patient_id == "P"
 
 
+@pytest.mark.parametrize("unit", ["-", "umol/L^", "mg/dL/", "10*", "(", "mmol/L)", "nan", "inf", "-umol/L", "0*umol/L"])
+def test_malformed_units_are_unit_errors_not_crashes(rules, unit):
+    patient = parse_patient({**GOOD, "observations": [{"loinc": "1975-2", "value": 2.0, "unit": unit, "date": "2026-11-01"}]})
+    with pytest.raises(UnitError):
+        screen(patient, rules, as_of=AS_OF)
+
+
+@pytest.mark.parametrize("unit", ["%", "mg/dL", "s"])
+def test_a_unitless_ratio_takes_no_unit(rules, unit):
+    patient = parse_patient({**GOOD, "observations": [{"loinc": "6301-6", "value": 1.2, "unit": unit, "date": "2026-11-01"}]})
+    with pytest.raises(UnitError, match="unitless|cannot be converted"):
+        screen(patient, rules, as_of=AS_OF)
+
+
+def test_negative_lab_value_names_the_field(rules):
+    patient = parse_patient({**GOOD, "observations": [{"loinc": "1975-2", "value": -2.0, "unit": "mg/dL", "date": "2026-11-01"}]})
+    with pytest.raises(PatientDataError) as caught:
+        screen(patient, rules, as_of=AS_OF)
+    assert caught.value.field == "observations[0].value"
+
+
+def test_a_screening_date_near_year_one_does_not_crash(rules):
+    import datetime as dt
+
+    result = screen(parse_patient({"id": "P"}), rules, as_of=dt.date(1, 1, 5))
+    assert {t.verdict.value for t in result.results} == {"undetermined"}
+
+
 def test_birth_after_screening_date_is_an_error(rules):
     with pytest.raises(PatientDataError, match="birth_date"):
         screen(parse_patient({**GOOD, "birth_date": "2027-01-01"}), rules, as_of=AS_OF)
 
 
 def test_unreadable_patient_files(tmp_path):
+    latin1 = tmp_path / "latin1.json"
+    latin1.write_bytes('{"id": "Jos\xe9"}'.encode("latin-1"))
+    with pytest.raises(PatientDataError, match="not UTF-8"):
+        load_patient(latin1)
     bad_json = tmp_path / "bad.json"
     bad_json.write_text("{not json")
     with pytest.raises(PatientDataError, match=r"bad.json: not valid JSON"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -51,9 +52,18 @@ def test_screen_json_contract():
     }
 
 
-def test_same_input_gives_byte_identical_json():
-    args = ("screen", P01, *RULES, "--as-of", "2026-11-22", "--format", "json")
-    assert run(*args).output == run(*args).output
+def test_same_input_gives_byte_identical_json_across_processes_and_entry_orders(tmp_path):
+    profile = json.loads(open(P01).read())
+    shuffled = {key: list(reversed(value)) if isinstance(value, list) else value for key, value in reversed(profile.items())}
+    (tmp_path / "shuffled.json").write_text(json.dumps(shuffled))
+    outputs = set()
+    for seed, path in (("1", P01), ("2", str(tmp_path / "shuffled.json"))):
+        done = subprocess.run(
+            [sys.executable, "-m", "screening.cli", "screen", path, *RULES, "--as-of", "2026-11-22", "--format", "json"],
+            capture_output=True, check=True, env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
 
 
 @pytest.mark.parametrize(

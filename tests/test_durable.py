@@ -109,3 +109,13 @@ def test_condition_algebra(cond, expected):
         assert cond == ("true",)
     else:
         assert to_json(cond) == expected
+
+
+def test_a_trial_too_large_for_a_ruleset_is_refused_when_compiled(rules):
+    from screening.evaluators.durable import TooComplex, compile_trial
+
+    leaves = [{"type": "range", "fact": "age", "min": i, "max": i + 40} for i in range(12)]
+    huge = {"id": "X", "kind": "inclusion", "text": "t", "rule": {"type": "at_least", "n": 6, "of": leaves}}
+    generated = ruleset_of(rules, {"id": "NCT99999999", "title": "t", "version": "0", "source": {"url": "u"}, "criteria": [huge]})
+    with pytest.raises(TooComplex, match="more than"):
+        compile_trial(generated.trials["NCT99999999"])

@@ -6,7 +6,7 @@ import screening
 def test_public_names():
     assert sorted(screening.__all__) == [
         "CriterionKind", "CriterionResult", "DurableEngine", "EvaluatorGap", "Evidence", "Outcome", "PatientDataError", "PatientProfile",
-        "RuleSet", "RulesError", "ScreeningError", "ScreeningResult", "TrialResult", "UnitError", "Verdict", "__version__",
+        "RuleSet", "RulesError", "ScreeningError", "ScreeningResult", "TrialResult", "UnitError", "UnknownTrialError", "Verdict", "__version__",
         "durable_engine", "load_patient", "load_rules", "parse_patient", "screen",
     ]
     for name in screening.__all__:

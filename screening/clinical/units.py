@@ -10,6 +10,7 @@ convert is a :class:`UnitError`, never a guess. Factors are computed once per (a
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cache, lru_cache
 
@@ -52,6 +53,8 @@ def conversion_factor(analyte_name: str, ucum: str) -> float:
     analyte = ANALYTES[analyte_name]
     if analyte.unit is None:
         raise UnitError(f"{analyte.display} is qualitative and takes no unit", field="unit")
+    if analyte.unit == "1" and _ANNOTATION.sub("", ucum) not in ("", "1"):
+        raise UnitError(f"{ucum!r}: {analyte.display} is a unitless ratio (UCUM '1')", field="unit")
     registry = _registry()
     try:
         source = registry.parse_expression(_to_pint(ucum, analyte))
@@ -60,16 +63,21 @@ def conversion_factor(analyte_name: str, ucum: str) -> float:
             source = registry.Quantity(source, "")
         if not isinstance(target, pint.Quantity):
             target = registry.Quantity(target, "")
+        factor: float | None = None
         if source.dimensionality == target.dimensionality:
-            return float((source / target).to("").magnitude)
-        if analyte.molar_mass is not None:
+            factor = float((source / target).to("").magnitude)
+        elif analyte.molar_mass is not None:
             with registry.context("chemistry", mw=analyte.molar_mass * registry("g/mol")):
-                return float(source.to(target.units).magnitude / target.magnitude)
+                factor = float(source.to(target.units).magnitude / target.magnitude)
     except UnitError:
         raise
-    except (pint.errors.PintError, ValueError, TypeError, AttributeError, SyntaxError, ZeroDivisionError) as exc:
-        raise UnitError(f"{ucum!r} is not a unit this engine understands ({exc})", field="unit") from exc
-    raise UnitError(f"{ucum!r} cannot be converted to {analyte.unit} for {analyte.display}", field="unit")
+    except Exception as exc:  # noqa: BLE001 - pint's parser raises many kinds (TokenError, AssertionError...)
+        raise UnitError(f"{ucum!r} is not a unit this engine understands ({type(exc).__name__})", field="unit") from None
+    if factor is None:
+        raise UnitError(f"{ucum!r} cannot be converted to {analyte.unit} for {analyte.display}", field="unit")
+    if not (math.isfinite(factor) and factor > 0):
+        raise UnitError(f"{ucum!r} is not a usable unit for {analyte.display}", field="unit")
+    return factor
 
 
 def check_unit(analyte_name: str, ucum: str) -> None:

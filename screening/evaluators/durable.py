@@ -8,9 +8,11 @@ asserted once; the rules then do the comparisons and the Kleene logic:
 - every rule node compiles to two conditions, ``true`` and ``false`` (:data:`COMPILERS`), built
   from a small condition algebra with negation pushed down to the comparisons, where an absent
   key is neither above nor below anything;
-- every criterion compiles to up to three rules, ``met``, ``not_met`` and ``not_applicable``,
-  whose actions record the outcome in the session state; when none fires the outcome is
-  ``unknown``.
+- every criterion compiles to rules for ``met``, ``not_met`` and ``not_applicable`` whose actions
+  record the outcome in the session state; when none fires the outcome is ``unknown``. A
+  condition with more operators than durable_rules accepts (15) is split into several rules; a
+trial that would need more rules than a ruleset holds (about 250) raises :class:`TooComplex` when
+it is compiled (the seed trials need far fewer; see ``UNSUPPORTED``).
 
 Normalization (:data:`NORMALIZERS`) uses the reference fact resolver, so both evaluators read a
 profile the same way: numeric facts become interval bounds (``n<k>_lo``/``_hi`` and open-bound
@@ -68,7 +70,8 @@ from ..rules.model import (
 )
 from .explain import _ACCEPT, _threshold, evaluate_criterion, trial_result
 
-# Rule node kinds the compiler cannot express, with the reason. Empty: every kind compiles.
+# Rule node kinds the compiler cannot express, with the reason. Empty: every kind compiles. What
+# can fail is size: a trial needing more than MAX_RULES rules after splitting raises TooComplex.
 UNSUPPORTED: dict[type, str] = {}
 
 # -- a small condition algebra ---------------------------------------------------------------------
@@ -175,10 +178,11 @@ def _interval_conditions(key: str, accepted: Interval, integer: bool) -> tuple[C
 
 # -- compilers: rule node -> (true condition, false condition) -------------------------------------
 
-Compiler = Callable[[Any, Slots], tuple[Cond, Cond]]
+Compiled = tuple[Cond, Cond]
+Compiler = Callable[[Any, Slots], Compiled]
 
 
-def compile_node(node: Any, slots: Slots) -> tuple[Cond, Cond]:
+def compile_node(node: Any, slots: Slots) -> Compiled:
     try:
         compiler = COMPILERS[type(node)]
     except KeyError:
@@ -186,22 +190,23 @@ def compile_node(node: Any, slots: Slots) -> tuple[Cond, Cond]:
     return compiler(node, slots)
 
 
-def _c_all(node: AllOf, slots: Slots) -> tuple[Cond, Cond]:
+def _c_all(node: AllOf, slots: Slots) -> Compiled:
     parts = [compile_node(e, slots) for e in node.of]
     return and_(*(t for t, _ in parts)), or_(*(f for _, f in parts))
 
 
-def _c_any(node: AnyOf, slots: Slots) -> tuple[Cond, Cond]:
+def _c_any(node: AnyOf, slots: Slots) -> Compiled:
     parts = [compile_node(e, slots) for e in node.of]
     return or_(*(t for t, _ in parts)), and_(*(f for _, f in parts))
 
 
-def _c_not(node: Not, slots: Slots) -> tuple[Cond, Cond]:
+def _c_not(node: Not, slots: Slots) -> Compiled:
     true, false = compile_node(node.of, slots)
     return false, true
 
 
-def _c_at_least(node: AtLeast, slots: Slots) -> tuple[Cond, Cond]:
+def _c_at_least(node: AtLeast, slots: Slots) -> Compiled:
+    """True when some n operands are true; false when some k-n+1 are false."""
     parts = [compile_node(e, slots) for e in node.of]
     needed_false = len(parts) - node.n + 1
     true = or_(*(and_(*(parts[i][0] for i in combo)) for combo in itertools.combinations(range(len(parts)), node.n)))
@@ -209,21 +214,21 @@ def _c_at_least(node: AtLeast, slots: Slots) -> tuple[Cond, Cond]:
     return true, false
 
 
-def _c_compare(node: Compare, slots: Slots) -> tuple[Cond, Cond]:
+def _c_compare(node: Compare, slots: Slots) -> Compiled:
     key = slots.key(node, "n")
     accepted = _ACCEPT[node.op](_threshold(node.fact, node.value, node.unit))
     true, false = _interval_conditions(key, accepted, FACTS[node.fact].integer)
     return (false, true) if node.op is Op.NE else (true, false)
 
 
-def _c_range(node: Range, slots: Slots) -> tuple[Cond, Cond]:
+def _c_range(node: Range, slots: Slots) -> Compiled:
     key = slots.key(node, "n")
     low = _threshold(node.fact, node.min, node.unit) if node.min is not None else -math.inf
     high = _threshold(node.fact, node.max, node.unit) if node.max is not None else math.inf
     return _interval_conditions(key, Interval(low, high, not node.min_inclusive, not node.max_inclusive), FACTS[node.fact].integer)
 
 
-def _c_is(node: Is, slots: Slots) -> tuple[Cond, Cond]:
+def _c_is(node: Is, slots: Slots) -> Compiled:
     key = slots.key(node, "c")
     values = FACTS[node.fact].values
     accepted = [i for i, v in enumerate(values) if v in node.accepted]
@@ -231,7 +236,7 @@ def _c_is(node: Is, slots: Slots) -> tuple[Cond, Cond]:
     return and_(*(cmp("eq", f"{key}_{i}", 0) for i in rejected)), and_(*(cmp("eq", f"{key}_{i}", 0) for i in accepted))
 
 
-def _c_finding(node: Any, slots: Slots) -> tuple[Cond, Cond]:
+def _c_finding(node: Any, slots: Slots) -> Compiled:
     key = slots.key(node, "b")
     return cmp("eq", key, 1), cmp("eq", key, 0)
 
@@ -250,6 +255,45 @@ COMPILERS: dict[type, Compiler] = {
     HasProcedure: _c_finding,
     ImagingFinding: _c_finding,
 }
+
+# -- fitting conditions into durable_rules' limits --------------------------------------------------
+
+MAX_OPERATORS = 15  # durable_rules refuses a condition with more $and/$or operators (error 113)
+MAX_RULES = 250  # and a ruleset of more than about 256 rules (error 108)
+
+
+class TooComplex(EvaluatorGap):
+    """A criterion whose conditions do not fit in durable_rules' limits, even split into rules."""
+
+
+def operators(cond: Cond) -> int:
+    return (1 + sum(operators(c) for c in cond[1])) if cond[0] in ("and", "or") else 0
+
+
+def split(cond: Cond, limit: int = MAX_RULES, budget: int = MAX_OPERATORS - 1) -> list[Cond]:
+    """Conditions whose disjunction is ``cond``, each within ``budget`` operators: a top-level
+    "or" becomes several rules and an "and" over an "or" is distributed, until each part fits.
+    Raises :class:`TooComplex` past ``limit`` parts."""
+    parts: list[Cond] = []
+    stack = [cond]
+    while stack:
+        current = stack.pop()
+        if current == FALSE:
+            continue
+        if operators(current) <= budget:
+            parts.append(current)
+            if len(parts) > limit:
+                raise TooComplex(f"a condition needs more than {limit} durable_rules rules")
+            continue
+        if current[0] == "or":
+            stack.extend(reversed(current[1]))
+            continue
+        children = list(current[1])
+        index = max(range(len(children)), key=lambda i: operators(children[i]) if children[i][0] == "or" else -1)
+        rest = children[:index] + children[index + 1:]
+        stack.extend(reversed([and_(*rest, alternative) for alternative in children[index][1]]))
+    return parts
+
 
 # -- normalizers: leaf node -> the keys it contributes to the asserted document --------------------
 
@@ -309,7 +353,7 @@ DISCRIMINATOR = cmp("eq", "t", "screen")
 
 
 def criterion_conditions(criterion: Criterion, slots: Slots) -> dict[Outcome, Cond]:
-    """The condition under which the criterion takes each decided outcome."""
+    """The condition under which the criterion takes each decided outcome (none: unknown)."""
     rule_true, rule_false = compile_node(criterion.rule, slots)
     if criterion.applies_when is None:
         return {Outcome.MET: rule_true, Outcome.NOT_MET: rule_false}
@@ -350,10 +394,9 @@ def compile_trial(loaded: LoadedTrial) -> CompiledTrial:
     definition: dict[str, dict[str, Any]] = {"screened": {"all": [{"m": to_json(DISCRIMINATOR)}], "run": _screened}}
     for criterion in loaded.trial.criteria:
         for outcome, cond in criterion_conditions(criterion, slots).items():
-            full = and_(DISCRIMINATOR, cond)
-            if full == FALSE:
-                continue  # this outcome is impossible for the criterion
-            definition[f"{criterion.id}.{outcome.value}"] = {"all": [{"m": to_json(full)}], "run": _record(criterion.id, outcome)}
+            for i, part in enumerate(split(cond, MAX_RULES - len(definition))):
+                definition[f"{criterion.id}.{outcome.value}.{i}"] = {"all": [{"m": to_json(and_(DISCRIMINATOR, part))}], "run": _record(criterion.id, outcome)}
+
     name = f"{loaded.trial.id}_{loaded.rules_hash.split(':')[-1]}"
     return CompiledTrial(name, definition, tuple(slots.index.items()))
 

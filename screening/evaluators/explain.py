@@ -18,6 +18,7 @@ from ..clinical.analytes import ANALYTES
 from ..clinical.units import conversion_factor, round_significant
 from ..facts.catalog import FACTS
 from ..facts.intervals import Interval, test, test_integer
+from ..errors import EvaluatorGap
 from ..facts.resolve import PatientFacts
 from ..logic import CriterionKind, Outcome, Truth
 from ..patient.model import PatientProfile
@@ -59,7 +60,11 @@ Handler = Callable[[object, PatientFacts], NodeResult]
 
 
 def evaluate(expr: object, facts: PatientFacts) -> NodeResult:
-    return HANDLERS[type(expr)](expr, facts)
+    try:
+        handler = HANDLERS[type(expr)]
+    except KeyError:
+        raise EvaluatorGap(f"the explaining evaluator has no handler for {type(expr).__name__}") from None
+    return handler(expr, facts)
 
 
 # -- connectives -----------------------------------------------------------------------------------
@@ -115,7 +120,7 @@ def _threshold(fact: str, value: float, unit: str | None) -> float:
 
 
 def _describe_number(label: str, interval: Interval, unit: str | None, missing: bool) -> str:
-    unit_text = {"a": " years", "1": "", None: ""}.get(unit, f" {unit}")
+    unit_text = _unit_text(unit)
     if missing and not interval.bounded and math.isinf(interval.low) and math.isinf(interval.high):
         return f"{label} is missing"
     if interval.is_point:
@@ -133,7 +138,8 @@ def _number_test(fact_name: str, within, accepted: Interval, negate: bool, wante
         value = logic.not_(value)
     verb = {True: "meets", False: "does not meet", None: "cannot be checked against"}[value]
     reason = f"{_describe_number(fact.label, fact.interval, fact.unit, bool(fact.missing))}, which {verb} {wanted}"
-    return NodeResult(value, fact.evidence, fact.missing if value is None else (), reason)
+    missing = (fact.missing or (f"a more precise {fact.label} result (the one recorded is censored or conflicting)",)) if value is None else ()
+    return NodeResult(value, fact.evidence, missing, reason)
 
 
 def _unit_text(unit: str | None) -> str:
@@ -163,6 +169,8 @@ def _category_text(value: object) -> str:
 
 def _is(expr: Is, facts: PatientFacts) -> NodeResult:
     fact = facts.category(expr.fact)
+    if not fact.possible:
+        raise EvaluatorGap(f"{fact.label} has no possible value")
     accepted = expr.accepted
     value: Truth = True if fact.possible <= accepted else (False if not (fact.possible & accepted) else None)
     shown = " or ".join(sorted(_category_text(v) for v in fact.possible))
@@ -183,7 +191,7 @@ def _finding(value: Truth, finding, found: str, absent: str, undecided: str) -> 
 
 
 def _records(what: str, title: str, timing: str, finding) -> NodeResult:
-    names = ", ".join(dict.fromkeys(e.label for e in finding.evidence))
+    names = ", ".join(sorted({e.label for e in finding.evidence}))
     if finding.value is None and not finding.evidence:
         return NodeResult(None, (), finding.missing, f"{title} [{timing}]: the {what} was not reviewed")
     return _finding(
@@ -228,7 +236,7 @@ def _lab_result(expr: LabResult, facts: PatientFacts) -> NodeResult:
     label = ANALYTES[expr.analyte].display
     if finding.value is None and not finding.evidence:
         return NodeResult(None, (), finding.missing, f"no {label} result in the last {window}")
-    shown = " and ".join(str(e.value) for e in finding.evidence)
+    shown = " and ".join(sorted({str(e.value) for e in finding.evidence}))
     return _finding(finding.value, finding, f"{label} is {shown}", f"{label} is {shown}, not {expr.result}",
                     f"{label} is {shown}: inconclusive")
 

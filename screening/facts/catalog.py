@@ -34,7 +34,7 @@ _specs: list[FactSpec] = [
     FactSpec("consent", "Consent", "category", values=tuple(c.value for c in ConsentStatus)),
     FactSpec("dialysis", "Dialysis at least twice in the past week", "category", values=(True, False)),
     FactSpec("child_pugh.score", "Child-Pugh score", "number", integer=True, windowed=True),
-    FactSpec("child_pugh.class", "Child-Pugh class", "category", values=("A", "B", "C"), windowed=True),
+    FactSpec("child_pugh.class", "Child-Pugh class", "category", values=("A", "B", "C")),
     *(FactSpec(f"child_pugh.points.{c}", f"Child-Pugh {c} points", "number", integer=True, windowed=True) for c in CHILD_PUGH_COMPONENTS),
     *(FactSpec(name, label, "number", integer=True, windowed=True) for name, label in SCORES.items()),
     *(

@@ -39,6 +39,7 @@ from .catalog import FACTS, SCORES
 from .intervals import Interval
 
 DIALYSIS_CODELIST = "dialysis"
+_BEYOND_CUT_OFFS = 1e6  # above every Child-Pugh cut-off, for scoring an open-ended censored value
 DIALYSIS_WINDOW = Window(days=7)  # OPTN: dialysis at least twice in the prior week
 
 
@@ -131,6 +132,8 @@ class PatientFacts:
                 value = to_canonical(analyte.name, obs.value, obs.unit or "1")
             except UnitError as exc:
                 raise UnitError(exc.problem, field=f"{recorded}.unit", patient_id=self.profile.id) from None
+            if not math.isfinite(value) or value < 0:
+                raise PatientDataError(f"{analyte.display} cannot be {obs.value} {obs.unit}", field=f"{recorded}.value", patient_id=self.profile.id)
             interval = self._censored(value, obs.comparator)
             if analyte.name == "prothrombin_time":
                 if obs.control is None:
@@ -146,7 +149,7 @@ class PatientFacts:
                 fact=f"lab.{analyte.name}",
                 label=analyte.display + (" prolongation over control" if analyte.name == "prothrombin_time" else ""),
                 value=round_significant(value, 6) if interval.is_point else None,
-                low=None if interval.is_point or not math.isfinite(interval.low) else interval.low,
+                low=None if interval.is_point or not math.isfinite(interval.low) or obs.comparator in (Comparator.LT, Comparator.LE) else interval.low,
                 high=None if interval.is_point or not math.isfinite(interval.high) else interval.high,
                 unit=analyte.unit,
                 date=obs.date,
@@ -237,25 +240,24 @@ class PatientFacts:
                 coagulation = (pt, child_pugh.prothrombin_prolongation_points)
             else:
                 coagulation = (NumberFact("INR", Interval(), missing=(_label_window("INR or prothrombin time with control", lab_window),)), child_pugh.inr_points)
-        components: dict[str, tuple[NumberFact, Callable[[float], int], bool]] = {
-            "bilirubin": (self.lab("bilirubin", lab_window), child_pugh.bilirubin_points, True),
-            "albumin": (self.lab("albumin", lab_window), child_pugh.albumin_points, False),
-            "inr": (*coagulation, True),
-            "ascites": (self._assessment(AssessmentName.ASCITES_GRADE, assessment_window), child_pugh.ascites_points, True),
-            "encephalopathy": (
-                self._assessment(AssessmentName.ENCEPHALOPATHY_GRADE, assessment_window),
-                child_pugh.encephalopathy_points,
-                True,
-            ),
+        components: dict[str, tuple[NumberFact, Callable[[float], int]]] = {
+            "bilirubin": (self.lab("bilirubin", lab_window), child_pugh.bilirubin_points),
+            "albumin": (self.lab("albumin", lab_window), child_pugh.albumin_points),
+            "inr": coagulation,
+            "ascites": (self._assessment(AssessmentName.ASCITES_GRADE, assessment_window), child_pugh.ascites_points),
+            "encephalopathy": (self._assessment(AssessmentName.ENCEPHALOPATHY_GRADE, assessment_window), child_pugh.encephalopathy_points),
         }
         points: dict[str, NumberFact] = {}
         parts: list[Evidence] = []
         low = high = 0
         missing: list[str] = []
-        for component, (fact, score, rising) in components.items():
+        for component, (fact, score) in components.items():
             if fact.evidence:
-                ends = (score(max(fact.interval.inner_low(), 0.0)), score(fact.interval.inner_high()) if math.isfinite(fact.interval.high) else 3)
-                p_low, p_high = (ends if rising else ends[::-1])
+                # Points are monotone in the value (rising, or falling for albumin), so the ends of
+                # the value interval give the ends of the points interval; an open-ended censored
+                # value (e.g. "> 35 g/L") is scored at a value beyond every cut-off.
+                ends = {score(max(fact.interval.inner_low(), 0.0)), score(fact.interval.inner_high() if math.isfinite(fact.interval.high) else _BEYOND_CUT_OFFS)}
+                p_low, p_high = min(ends), max(ends)
             else:
                 p_low, p_high = 1, 3
                 missing.extend(fact.missing)
@@ -326,16 +328,16 @@ class PatientFacts:
 
     # -- categories ----------------------------------------------------------------------------
 
-    def category(self, name: str, within: Window | None = None) -> CategoryFact:
-        key = ("category", name, within)
+    def category(self, name: str) -> CategoryFact:
+        key = ("category", name)
         if key not in self._cache:
-            self._cache[key] = self._category(name, within)
+            self._cache[key] = self._category(name)
         return self._cache[key]
 
-    def _category(self, name: str, within: Window | None) -> CategoryFact:
+    def _category(self, name: str) -> CategoryFact:
         spec = FACTS[name]
         if name == "child_pugh.class":
-            score = self._child_pugh(within)[0]
+            score = self._child_pugh(None)[0]
             classes = frozenset(child_pugh.child_pugh_class(t) for t in range(int(score.interval.low), int(score.interval.high) + 1))
             return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing)
         if name == "dialysis":
@@ -361,13 +363,7 @@ class PatientFacts:
                 continue
             if c.onset is not None and c.onset > self.as_of:
                 continue
-            if c.resolved is not None:
-                active_now = c.resolved > self.as_of
-                active_in_window = start is not None and c.resolved >= start
-            else:
-                active_now = c.status in ACTIVE_CONDITION_STATUSES
-                active_in_window = True if active_now else None
-            value: Truth = {Timing.ACTIVE: active_now, Timing.EVER: True, Timing.WITHIN: active_in_window}[timing]
+            value = self._timed(timing, start, c.resolved, c.status in ACTIVE_CONDITION_STATUSES)
             code = c.icd10 or f"SNOMED {c.snomed}"
             status = "resolved " + c.resolved.isoformat() if c.resolved else c.status.value
             ev = Evidence(fact="condition", label=c.display or code, value=code, date=c.onset, source=f"condition {status}")
@@ -386,14 +382,8 @@ class PatientFacts:
                 continue
             if m.status is MedicationStatus.INTENDED or (m.start is not None and m.start > self.as_of):
                 continue
-            ongoing = m.status is MedicationStatus.ACTIVE
-            if m.end is not None:
-                active_now = m.end >= self.as_of
-                active_in_window = start is not None and m.end >= start
-            else:
-                active_now = ongoing
-                active_in_window = True if ongoing else None
-            value: Truth = {Timing.ACTIVE: active_now, Timing.EVER: True, Timing.WITHIN: active_in_window}[timing]
+            # a medication ending on the screening date is still taken that day
+            value = self._timed(timing, start, m.end + dt.timedelta(days=1) if m.end else None, m.status is MedicationStatus.ACTIVE)
             ev = Evidence(fact="medication", label=m.name, value=m.atc or name or m.rxnorm, date=m.start,
                           source=f"medication {m.status.value}" + (f", ended {m.end.isoformat()}" if m.end else ""))
             hits.append((value, ev))
@@ -432,9 +422,14 @@ class PatientFacts:
         kinds = "/".join(m.value for m in modalities) or "imaging"
         if not studies:
             return Finding(None, missing=(_label_window(kinds, window),))
-        showing = [s for s in studies if finding in s.findings]
+        showing = [s for s in studies if s.findings is not None and finding in s.findings]
+        uncoded = [s for s in studies if s.findings is None]
+        if not showing and uncoded:
+            evidence = tuple(Evidence(fact="imaging", label=s.modality.value, value="findings not coded", date=s.date,
+                                      source="imaging report" + (f": {s.report}" if s.report else "")) for s in uncoded)
+            return Finding(None, evidence, (f"structured findings of the {kinds} report (last {window.describe()})",))
         evidence = tuple(
-            Evidence(fact="imaging", label=s.modality.value, value=", ".join(sorted(s.findings)) or "no findings", date=s.date,
+            Evidence(fact="imaging", label=s.modality.value, value=", ".join(sorted(s.findings or ())) or "no findings", date=s.date,
                      source="imaging report" + (f": {s.report}" if s.report else ""))
             for s in (showing or studies)
         )
@@ -448,12 +443,23 @@ class PatientFacts:
         if not results:
             return Finding(None, missing=(_label_window(info.display, window),))
         latest = max(q.date for q in results)
-        same_day = sorted((q for q in results if q.date == latest), key=lambda q: q.evidence.source or "")
+        same_day = sorted((q for q in results if q.date == latest), key=lambda q: (q.evidence.source or "", q.result.value))
         signs = {True if q.result in POSITIVE_RESULTS else False if q.result in NEGATIVE_RESULTS else None for q in same_day}
         sign = signs.pop() if len(signs) == 1 else None
         value = None if sign is None else sign is positive
         missing = () if value is not None else (f"{info.display}: a conclusive result",)
         return Finding(value, tuple(q.evidence for q in same_day), missing)
+
+    def _timed(self, timing: Timing, start: dt.date | None, stopped: dt.date | None, ongoing: bool) -> Truth:
+        """Active now / ever / within the window, for a record that stopped on ``stopped`` (not
+        active from that day) or, undated, is ``ongoing`` or not by its status."""
+        if timing is Timing.EVER:
+            return True
+        if stopped is not None:
+            return stopped > self.as_of if timing is Timing.ACTIVE else stopped > start  # type: ignore[operator]
+        if timing is Timing.ACTIVE:
+            return ongoing
+        return True if ongoing else None  # stopped at an unknown date: maybe inside the window
 
     @staticmethod
     def _combine(hits: list[tuple[Truth, Evidence]], title: str, reviewed: str) -> Finding:

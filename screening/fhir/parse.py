@@ -38,7 +38,7 @@ def validate_resource(data: dict[str, Any], *, where: str, field_prefix: str = "
     try:
         model = get_fhir_model_class(resource_type)
     except (KeyError, ValueError, TypeError):
-        raise PatientDataError(f"{where}: {resource_type!r} is not a FHIR R4 resource type", field=field_prefix + "resourceType" if field_prefix else "resourceType",
+        raise PatientDataError(f"{where}: {resource_type!r} is not a FHIR R4 resource type", field=field_prefix + "resourceType",
                                patient_id=patient_id, source=source) from None
     try:
         return model.model_validate(data)

@@ -1,15 +1,22 @@
-"""Read patient profiles from JSON, turning validation failures into errors that name the field."""
+"""Read patient profiles from JSON, turning validation failures into errors that name the field.
+
+A file may hold a native profile or a FHIR R4 ``Bundle`` about one patient (``resourceType``
+``"Bundle"``), which is mapped by :mod:`screening.fhir`.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from ..errors import PatientDataError
 from .model import PatientProfile
+
+if TYPE_CHECKING:
+    from ..fhir import FhirWarning
 
 _ADAPTER = TypeAdapter(PatientProfile)
 
@@ -33,12 +40,25 @@ def parse_patient(data: Any, source: str | None = None) -> PatientProfile:
 
 
 def load_patient(path: str | Path) -> PatientProfile:
-    """Read one profile from a JSON file."""
+    """Read one profile from a JSON file: a native profile or a FHIR R4 Bundle (its mapping
+    warnings are dropped here; :func:`load_patient_with_warnings` returns them)."""
+    return load_patient_with_warnings(path)[0]
+
+
+def load_patient_with_warnings(path: str | Path) -> tuple[PatientProfile, tuple[FhirWarning, ...]]:
+    """Read one profile from a JSON file, with the FHIR mapping warnings (none for a native profile)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise PatientDataError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise PatientDataError("not UTF-8 text", source=str(path)) from None
     except json.JSONDecodeError as exc:
         raise PatientDataError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", source=str(path)) from None
-    return parse_patient(data, source=str(path))
+    if isinstance(data, dict) and "resourceType" in data:
+        from ..fhir import bundle_to_profile  # imported on first use: fhir.resources loads its models lazily too
+
+        mapped = bundle_to_profile(data, source=str(path))
+        return mapped.profile, mapped.warnings
+    return parse_patient(data, source=str(path)), ()

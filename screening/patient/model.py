@@ -203,13 +203,27 @@ class Modality(StrEnum):
     BIOPSY = "biopsy"
 
 
+class ImagingFinding(StrEnum):
+    """The structured findings imaging criteria can ask about (one vocabulary for profiles and rules)."""
+
+    CIRRHOSIS = "cirrhosis"
+    ASCITES = "ascites"
+    SPLENOMEGALY = "splenomegaly"
+    VARICES = "varices"
+    STEATOSIS = "steatosis"
+    LIVER_MASS = "liver_mass"
+    HEPATOCELLULAR_CARCINOMA = "hepatocellular_carcinoma"
+    PORTAL_VEIN_THROMBOSIS = "portal_vein_thrombosis"
+
+
 class ImagingStudy(_Model):
-    """An imaging (or endoscopy/biopsy) result with structured findings such as ``cirrhosis``,
-    ``ascites``, ``splenomegaly``, ``varices``, ``liver_mass``. Findings not listed were not seen."""
+    """An imaging (or endoscopy/biopsy) result. ``findings`` lists what the study showed; a finding
+    not listed was not seen. Left out (``null``), the findings were not coded: any question about
+    them is unknown (the report text is shown, never parsed)."""
 
     modality: Modality
     date: dt.date
-    findings: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]] = Field(default_factory=list)
+    findings: list[ImagingFinding] | None = None
     report: str | None = None
 
 

@@ -24,10 +24,12 @@ def _number(value: float | int | str | bool | None) -> str:
 def format_evidence(ev: Evidence, indent: str = "") -> list[str]:
     if ev.value is not None:
         shown = _number(ev.value)
-    elif ev.fact.startswith("lab.") and ev.source and ": " in ev.source:
-        shown = ev.source.split(": ", 1)[1].split(" ")[0]  # a censored value, as recorded (e.g. <1)
-    elif ev.low is not None or ev.high is not None:
-        shown = f"{_number(ev.low) if ev.low is not None else '?'}-{_number(ev.high) if ev.high is not None else '?'}"
+    elif ev.low is not None and ev.high is not None:
+        shown = f"{_number(ev.low)}-{_number(ev.high)}"
+    elif ev.high is not None:
+        shown = f"at most {_number(ev.high)}"
+    elif ev.low is not None:
+        shown = f"at least {_number(ev.low)}"
     else:
         shown = "?"
     unit = "" if ev.unit in (None, "1") else (" years" if ev.unit == "a" else f" {ev.unit}")

@@ -18,7 +18,7 @@ lab_result      the latest qualitative result of an analyte is positive / negati
 condition       a condition from a code list is active / was ever recorded / within a window
 medication      a medication from a code list is active / ever / within a window
 procedure       a procedure from a code list was done (ever, or within a window), ``at_least`` times
-imaging         the latest imaging study (of the given modalities) in the window shows a finding
+imaging         an imaging study (of the given modalities) in the window shows a finding
 ==============  ===============================================================================
 """
 
@@ -32,6 +32,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..logic import CriterionKind
+from ..patient.model import ImagingFinding as Finding
 from ..patient.model import Modality
 
 
@@ -42,10 +43,10 @@ class _Rule(BaseModel):
 class Window(_Rule):
     """A look-back period ending at the screening date (inclusive at both ends)."""
 
-    days: int | None = Field(default=None, ge=0)
-    weeks: int | None = Field(default=None, ge=0)
-    months: int | None = Field(default=None, ge=0)
-    years: int | None = Field(default=None, ge=0)
+    days: int | None = Field(default=None, ge=0, le=36_600)
+    weeks: int | None = Field(default=None, ge=0, le=5_300)
+    months: int | None = Field(default=None, ge=0, le=1_200)
+    years: int | None = Field(default=None, ge=0, le=100)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Window:
@@ -54,15 +55,19 @@ class Window(_Rule):
         return self
 
     def start(self, as_of: dt.date) -> dt.date:
-        """First day inside the window; calendar months and years clamp to the month's last day."""
-        if self.days is not None:
-            return as_of - dt.timedelta(days=self.days)
-        if self.weeks is not None:
-            return as_of - dt.timedelta(weeks=self.weeks)
-        months = self.months if self.months is not None else 12 * (self.years or 0)
-        year, month = divmod(as_of.year * 12 + as_of.month - 1 - months, 12)
-        day = min(as_of.day, calendar.monthrange(year, month + 1)[1])
-        return dt.date(year, month + 1, day)
+        """First day inside the window; calendar months and years clamp to the month's last day.
+        A window reaching before year 1 starts on ``date.min``."""
+        try:
+            if self.days is not None:
+                return as_of - dt.timedelta(days=self.days)
+            if self.weeks is not None:
+                return as_of - dt.timedelta(weeks=self.weeks)
+            months = self.months if self.months is not None else 12 * (self.years or 0)
+            year, month = divmod(as_of.year * 12 + as_of.month - 1 - months, 12)
+            day = min(as_of.day, calendar.monthrange(year, month + 1)[1])
+            return dt.date(year, month + 1, day)
+        except (OverflowError, ValueError):
+            return dt.date.min
 
     def describe(self) -> str:
         for unit in ("days", "weeks", "months", "years"):
@@ -198,7 +203,7 @@ class HasProcedure(_Rule):
 
 class ImagingFinding(_Rule):
     type: Literal["imaging"]
-    finding: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    finding: Finding
     modality: tuple[Modality, ...] = ()  # empty: any modality
     within: Window | None = None
 
