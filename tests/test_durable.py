@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from screening import DurableEngine, EvaluatorGap, Outcome, durable_engine, parse_patient, screen
-from screening.evaluators.durable import COMPILERS, NORMALIZERS, UNSUPPORTED, and_, cmp, negate, or_, ruleset_json, to_json
+from screening.evaluators.durable import COMPILERS, UNSUPPORTED, and_, cmp, negate, or_, ruleset_json, to_json
+from screening.evaluators.flat import FLATTENERS
 from screening.evaluators.explain import HANDLERS
 from screening.rules.model import EXPRESSION_TYPES
 
@@ -51,7 +52,7 @@ def test_every_rule_kind_compiles_or_is_listed_as_unsupported():
     assert UNSUPPORTED == {}  # pinned: a kind the compiler cannot express is listed here with a reason
     assert set(COMPILERS) | set(UNSUPPORTED) == set(EXPRESSION_TYPES) == set(HANDLERS)
     leaves = {t for t in EXPRESSION_TYPES if t.__name__ not in ("AllOf", "AnyOf", "Not", "AtLeast")}
-    assert set(NORMALIZERS) == leaves
+    assert set(FLATTENERS) == leaves
 
 
 def test_durable_screen_is_identical_to_the_reference_for_every_example(rules):

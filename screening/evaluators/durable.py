@@ -14,11 +14,9 @@ asserted once; the rules then do the comparisons and the Kleene logic:
 trial that would need more rules than a ruleset holds (about 250) raises :class:`TooComplex` when
 it is compiled (the seed trials need far fewer; see ``UNSUPPORTED``).
 
-Normalization (:data:`NORMALIZERS`) uses the reference fact resolver, so both evaluators read a
-profile the same way: numeric facts become interval bounds (``n<k>_lo``/``_hi`` and open-bound
-flags; an unbounded side is left out), categorical facts one 0/1 flag per possible value, and
-record findings (code-list matches in time, imaging, qualitative labs) one 0/1 key, left out when
-unknown. Values are plain decimals (durable_rules refuses ``1e-05`` and NaN).
+The asserted document is the patient's flat facts (:mod:`screening.evaluators.flat`, shared with
+the vectorized evaluator and built by the reference fact resolver, so every evaluator reads a
+profile the same way), with values as plain decimals (durable_rules refuses ``1e-05`` and NaN).
 
 Known durable_rules traps handled here (see shared/notes/dependencies.md): rulesets cannot be
 unregistered (named by hash, registered once per engine); at most 1024 live sessions (every
@@ -37,12 +35,12 @@ import itertools
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import durable.engine as durable_engine
 
-from .. import logic
+
 from .._version import __version__
 from ..errors import EvaluatorGap
 from ..facts.catalog import FACTS
@@ -69,6 +67,7 @@ from ..rules.model import (
     Range,
 )
 from .explain import _ACCEPT, _threshold, evaluate_criterion, trial_result
+from .flat import Slots, flatten
 
 # Rule node kinds the compiler cannot express, with the reason. Empty: every kind compiles. What
 # can fail is size: a trial needing more than MAX_RULES rules after splitting raises TooComplex.
@@ -139,21 +138,6 @@ def to_json(cond: Cond) -> dict[str, Any]:
     raise EvaluatorGap(f"condition {cond!r} cannot be written as durable_rules JSON")
 
 
-# -- slots: where each leaf's normalized value lives in the asserted document ----------------------
-
-
-@dataclass
-class Slots:
-    """Assigns each distinct leaf node a key prefix in the asserted document."""
-
-    index: dict[Any, str] = field(default_factory=dict)
-
-    def key(self, node: Any, prefix: str) -> str:
-        if node not in self.index:
-            self.index[node] = f"{prefix}{len(self.index)}"
-        return self.index[node]
-
-
 def _interval_conditions(key: str, accepted: Interval, integer: bool) -> tuple[Cond, Cond]:
     """(every value accepted, no value accepted) for a fact interval stored under ``key``."""
     lo, hi, lox, hix = f"{key}_lo", f"{key}_hi", f"{key}_lox", f"{key}_hix"
@@ -215,21 +199,21 @@ def _c_at_least(node: AtLeast, slots: Slots) -> Compiled:
 
 
 def _c_compare(node: Compare, slots: Slots) -> Compiled:
-    key = slots.key(node, "n")
+    key = slots.key(node)
     accepted = _ACCEPT[node.op](_threshold(node.fact, node.value, node.unit))
     true, false = _interval_conditions(key, accepted, FACTS[node.fact].integer)
     return (false, true) if node.op is Op.NE else (true, false)
 
 
 def _c_range(node: Range, slots: Slots) -> Compiled:
-    key = slots.key(node, "n")
+    key = slots.key(node)
     low = _threshold(node.fact, node.min, node.unit) if node.min is not None else -math.inf
     high = _threshold(node.fact, node.max, node.unit) if node.max is not None else math.inf
     return _interval_conditions(key, Interval(low, high, not node.min_inclusive, not node.max_inclusive), FACTS[node.fact].integer)
 
 
 def _c_is(node: Is, slots: Slots) -> Compiled:
-    key = slots.key(node, "c")
+    key = slots.key(node)
     values = FACTS[node.fact].values
     accepted = [i for i, v in enumerate(values) if v in node.accepted]
     rejected = [i for i, v in enumerate(values) if v not in node.accepted]
@@ -237,7 +221,7 @@ def _c_is(node: Is, slots: Slots) -> Compiled:
 
 
 def _c_finding(node: Any, slots: Slots) -> Compiled:
-    key = slots.key(node, "b")
+    key = slots.key(node)
     return cmp("eq", key, 1), cmp("eq", key, 0)
 
 
@@ -295,57 +279,16 @@ def split(cond: Cond, limit: int = MAX_RULES, budget: int = MAX_OPERATORS - 1) -
     return parts
 
 
-# -- normalizers: leaf node -> the keys it contributes to the asserted document --------------------
-
-Normalizer = Callable[[Any, str, PatientFacts], dict[str, float | int]]
-
-
 def _engine_number(value: float) -> float | int:
     """A number durable_rules accepts: a plain decimal (no exponent), never NaN."""
     if not math.isfinite(value):
-        return value  # callers only send finite bounds
+        return value  # only compile-time bounds are infinite, and those are never sent
     if value == int(value) and abs(value) < 1e15:
         return int(value)
     if not 1e-4 <= abs(value) < 1e15:
         raise EvaluatorGap(f"value {value!r} has no plain decimal form durable_rules accepts")
     return value
 
-
-def _n_number(node: Compare | Range, key: str, facts: PatientFacts) -> dict[str, float | int]:
-    interval = facts.number(node.fact, node.within).interval
-    doc: dict[str, float | int] = {}
-    if FACTS[node.fact].integer:
-        if math.isfinite(interval.low):
-            doc[f"{key}_lo"] = _engine_number(math.ceil(interval.inner_low()))
-        if math.isfinite(interval.high):
-            doc[f"{key}_hi"] = _engine_number(math.floor(interval.inner_high()))
-        return doc
-    if math.isfinite(interval.low):
-        doc[f"{key}_lo"], doc[f"{key}_lox"] = _engine_number(interval.low), int(interval.low_open)
-    if math.isfinite(interval.high):
-        doc[f"{key}_hi"], doc[f"{key}_hix"] = _engine_number(interval.high), int(interval.high_open)
-    return doc
-
-
-def _n_is(node: Is, key: str, facts: PatientFacts) -> dict[str, float | int]:
-    possible = facts.category(node.fact).possible
-    return {f"{key}_{i}": int(v in possible) for i, v in enumerate(FACTS[node.fact].values)}
-
-
-def _finding_doc(key: str, value: logic.Truth) -> dict[str, float | int]:
-    return {} if value is None else {key: int(value)}
-
-
-NORMALIZERS: dict[type, Normalizer] = {
-    Compare: _n_number,
-    Range: _n_number,
-    Is: _n_is,
-    LabResult: lambda n, k, f: _finding_doc(k, f.lab_result(n.analyte, n.result == "positive", n.within).value),
-    HasCondition: lambda n, k, f: _finding_doc(k, f.condition(n.codes, n.timing, n.within).value),
-    HasMedication: lambda n, k, f: _finding_doc(k, f.medication(n.codes, n.timing, n.within).value),
-    HasProcedure: lambda n, k, f: _finding_doc(k, f.procedure(n.codes, n.within, n.at_least).value),
-    ImagingFinding: lambda n, k, f: _finding_doc(k, f.imaging(n.finding, n.modality, n.within).value),
-}
 
 # -- criteria and trials -----------------------------------------------------------------------------
 
@@ -398,7 +341,7 @@ def compile_trial(loaded: LoadedTrial) -> CompiledTrial:
                 definition[f"{criterion.id}.{outcome.value}.{i}"] = {"all": [{"m": to_json(and_(DISCRIMINATOR, part))}], "run": _record(criterion.id, outcome)}
 
     name = f"{loaded.trial.id}_{loaded.rules_hash.split(':')[-1]}"
-    return CompiledTrial(name, definition, tuple(slots.index.items()))
+    return CompiledTrial(name, definition, slots.leaves)
 
 
 def ruleset_json(compiled: CompiledTrial) -> dict[str, Any]:
@@ -407,9 +350,9 @@ def ruleset_json(compiled: CompiledTrial) -> dict[str, Any]:
 
 
 def normalize(compiled: CompiledTrial, facts: PatientFacts) -> dict[str, Any]:
+    """The document asserted for one patient: the flat facts, as plain decimals."""
     document: dict[str, Any] = {"t": "screen"}
-    for node, key in compiled.leaves:
-        document.update(NORMALIZERS[type(node)](node, key, facts))
+    document.update({key: _engine_number(value) for key, value in flatten(compiled.leaves, facts).items()})
     return document
 
 

@@ -20,7 +20,7 @@ from ..facts.catalog import FACTS
 from ..facts.intervals import Interval, test, test_integer
 from ..errors import EvaluatorGap
 from ..facts.resolve import PatientFacts
-from ..logic import CriterionKind, Outcome, Truth
+from ..logic import Outcome, Truth
 from ..patient.model import PatientProfile
 from ..results import CriterionResult, Evidence, ScreeningResult, TrialResult
 from ..rules.loader import LoadedTrial, RuleSet
