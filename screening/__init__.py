@@ -18,6 +18,7 @@ from ._version import __version__
 from .errors import EvaluatorGap, PatientDataError, RulesError, ScreeningError, UnitError, UnknownTrialError
 from .evaluators.durable import DurableEngine
 from .evaluators.explain import screen_patient
+from .evaluators.vectorized import VectorizedEngine
 from .logic import CriterionKind, Outcome, Verdict
 from .patient.io import load_patient, parse_patient
 from .patient.model import PatientProfile
@@ -25,7 +26,7 @@ from .results import CriterionResult, Evidence, ScreeningResult, TrialResult
 from .rules.loader import RuleSet, load_rules
 
 
-Engine = Literal["explain", "durable"]
+Engine = Literal["explain", "durable", "vectorized"]
 ENGINES: tuple[str, ...] = get_args(Engine)
 
 
@@ -40,8 +41,9 @@ def screen(
 
     ``as_of`` is the screening date every age and look-back window counts from; it defaults to
     today, so pass it explicitly for reproducible results. ``engine`` chooses the evaluator:
-    ``explain`` (the reference) or ``durable`` (the durable_rules Rete network, compiled once per
-    rule set); both give identical results.
+    ``explain`` (the reference), ``durable`` (the durable_rules Rete network) or ``vectorized``
+    (the pandas column evaluator, here on a cohort of one), compiled once per rule set; all give
+    identical results.
     """
     unknown = set(trials or ()) - set(rules.trials)
     if unknown:
@@ -51,6 +53,10 @@ def screen(
         return screen_patient(patient, rules, as_of, trials)
     if engine == "durable":
         return durable_engine(rules).screen(patient, as_of, trials)
+    if engine == "vectorized":
+        if "vectorized" not in rules.compiled:
+            rules.compiled["vectorized"] = VectorizedEngine(rules)
+        return rules.compiled["vectorized"].screen(patient, as_of, trials)
     raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
 
 

@@ -36,6 +36,7 @@ DEFAULT_RULES = "rules"
 class EngineChoice(StrEnum):
     EXPLAIN = "explain"
     DURABLE = "durable"
+    VECTORIZED = "vectorized"
 
 
 class Format(StrEnum):
@@ -75,7 +76,7 @@ def screen(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
     format: Annotated[Format, typer.Option("--format", help="text or json")] = Format.TEXT,
     trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
-    engine: Annotated[EngineChoice, typer.Option("--engine", help="explain (reference) or durable (durable_rules Rete)")] = EngineChoice.EXPLAIN,
+    engine: Annotated[EngineChoice, typer.Option("--engine", help="explain (reference), durable (durable_rules Rete) or vectorized (pandas)")] = EngineChoice.EXPLAIN,
 ) -> None:
     """Screen one patient against every loaded trial and explain each verdict."""
     screening_date = _date(as_of)

@@ -62,7 +62,7 @@ def apply_patch(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     return patient
 
 
-ENGINES = ["explain", "durable"]
+ENGINES = ["explain", "durable", "vectorized"]
 
 
 def inline_ruleset(rules: RuleSet, criteria: list[dict[str, Any]], defaults: dict[str, Any] | None = None) -> RuleSet:

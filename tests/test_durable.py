@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from screening import DurableEngine, EvaluatorGap, Outcome, durable_engine, parse_patient, screen
-from screening.evaluators.durable import COMPILERS, UNSUPPORTED, and_, cmp, negate, or_, ruleset_json, to_json
+from screening.evaluators.conditions import and_, cmp, negate, or_, to_json
+from screening.evaluators.durable import COMPILERS, UNSUPPORTED, ruleset_json
 from screening.evaluators.flat import FLATTENERS
 from screening.evaluators.explain import HANDLERS
 from screening.rules.model import EXPRESSION_TYPES

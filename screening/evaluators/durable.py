@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import itertools
-import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,8 +42,6 @@ import durable.engine as durable_engine
 
 from .._version import __version__
 from ..errors import EvaluatorGap
-from ..facts.catalog import FACTS
-from ..facts.intervals import Interval
 from ..facts.resolve import PatientFacts
 from ..logic import CriterionKind, Outcome
 from ..patient.model import PatientProfile
@@ -63,102 +60,15 @@ from ..rules.model import (
     Is,
     LabResult,
     Not,
-    Op,
     Range,
 )
-from .explain import _ACCEPT, _threshold, evaluate_criterion, trial_result
+from .conditions import FALSE, Cond, and_, cmp, leaf_conditions, negate, or_, plain_number, to_json
+from .explain import explained_trial
 from .flat import Slots, flatten
 
 # Rule node kinds the compiler cannot express, with the reason. Empty: every kind compiles. What
 # can fail is size: a trial needing more than MAX_RULES rules after splitting raises TooComplex.
 UNSUPPORTED: dict[type, str] = {}
-
-# -- a small condition algebra ---------------------------------------------------------------------
-
-Cond = tuple  # ("cmp", op, key, value) | ("ex", key) | ("nex", key) | ("and", conds) | ("or", conds) | ("true",) | ("false",)
-TRUE: Cond = ("true",)
-FALSE: Cond = ("false",)
-_NEGATED_OP = {"lt": "gte", "lte": "gt", "gt": "lte", "gte": "lt", "eq": "neq", "neq": "eq"}
-
-
-def cmp(op: str, key: str, value: float | int) -> Cond:
-    return ("cmp", op, key, value)
-
-
-def and_(*conds: Cond) -> Cond:
-    flat: list[Cond] = []
-    for c in conds:
-        if c == FALSE:
-            return FALSE
-        if c == TRUE:
-            continue
-        flat.extend(c[1] if c[0] == "and" else [c])
-    return TRUE if not flat else flat[0] if len(flat) == 1 else ("and", tuple(flat))
-
-
-def or_(*conds: Cond) -> Cond:
-    flat: list[Cond] = []
-    for c in conds:
-        if c == TRUE:
-            return TRUE
-        if c == FALSE:
-            continue
-        flat.extend(c[1] if c[0] == "or" else [c])
-    return FALSE if not flat else flat[0] if len(flat) == 1 else ("or", tuple(flat))
-
-
-def negate(cond: Cond) -> Cond:
-    """The complement of ``cond``, where a comparison on an absent key is false."""
-    kind = cond[0]
-    if kind == "true":
-        return FALSE
-    if kind == "false":
-        return TRUE
-    if kind == "and":
-        return or_(*(negate(c) for c in cond[1]))
-    if kind == "or":
-        return and_(*(negate(c) for c in cond[1]))
-    if kind == "ex":
-        return ("nex", cond[1])
-    if kind == "nex":
-        return ("ex", cond[1])
-    _, op, key, value = cond
-    return or_(("nex", key), cmp(_NEGATED_OP[op], key, value))
-
-
-def to_json(cond: Cond) -> dict[str, Any]:
-    kind = cond[0]
-    if kind in ("and", "or"):
-        return {f"${kind}": [to_json(c) for c in cond[1]]}
-    if kind in ("ex", "nex"):
-        return {f"${kind}": {cond[1]: 1}}
-    if kind == "cmp":
-        _, op, key, value = cond
-        return {key: value} if op == "eq" else {f"${op}": {key: value}}
-    raise EvaluatorGap(f"condition {cond!r} cannot be written as durable_rules JSON")
-
-
-def _interval_conditions(key: str, accepted: Interval, integer: bool) -> tuple[Cond, Cond]:
-    """(every value accepted, no value accepted) for a fact interval stored under ``key``."""
-    lo, hi, lox, hix = f"{key}_lo", f"{key}_hi", f"{key}_lox", f"{key}_hix"
-    open_low = FALSE if integer else cmp("eq", lox, 1)  # integer facts are sent as closed bounds
-    open_high = FALSE if integer else cmp("eq", hix, 1)
-    a_lo, a_hi = _engine_number(accepted.low), _engine_number(accepted.high)
-    above_low = TRUE
-    if math.isfinite(accepted.low):
-        above_low = (or_(cmp("gt", lo, a_lo), and_(cmp("eq", lo, a_lo), open_low)) if accepted.low_open else cmp("gte", lo, a_lo))
-    below_high = TRUE
-    if math.isfinite(accepted.high):
-        below_high = (or_(cmp("lt", hi, a_hi), and_(cmp("eq", hi, a_hi), open_high)) if accepted.high_open else cmp("lte", hi, a_hi))
-    all_in = and_(above_low, below_high)
-    below = FALSE
-    if math.isfinite(accepted.low):
-        below = or_(cmp("lt", hi, a_lo), and_(cmp("eq", hi, a_lo), TRUE if accepted.low_open else open_high))
-    above = FALSE
-    if math.isfinite(accepted.high):
-        above = or_(cmp("gt", lo, a_hi), and_(cmp("eq", lo, a_hi), TRUE if accepted.high_open else open_low))
-    return all_in, or_(below, above)
-
 
 # -- compilers: rule node -> (true condition, false condition) -------------------------------------
 
@@ -198,31 +108,8 @@ def _c_at_least(node: AtLeast, slots: Slots) -> Compiled:
     return true, false
 
 
-def _c_compare(node: Compare, slots: Slots) -> Compiled:
-    key = slots.key(node)
-    accepted = _ACCEPT[node.op](_threshold(node.fact, node.value, node.unit))
-    true, false = _interval_conditions(key, accepted, FACTS[node.fact].integer)
-    return (false, true) if node.op is Op.NE else (true, false)
-
-
-def _c_range(node: Range, slots: Slots) -> Compiled:
-    key = slots.key(node)
-    low = _threshold(node.fact, node.min, node.unit) if node.min is not None else -math.inf
-    high = _threshold(node.fact, node.max, node.unit) if node.max is not None else math.inf
-    return _interval_conditions(key, Interval(low, high, not node.min_inclusive, not node.max_inclusive), FACTS[node.fact].integer)
-
-
-def _c_is(node: Is, slots: Slots) -> Compiled:
-    key = slots.key(node)
-    values = FACTS[node.fact].values
-    accepted = [i for i, v in enumerate(values) if v in node.accepted]
-    rejected = [i for i, v in enumerate(values) if v not in node.accepted]
-    return and_(*(cmp("eq", f"{key}_{i}", 0) for i in rejected)), and_(*(cmp("eq", f"{key}_{i}", 0) for i in accepted))
-
-
-def _c_finding(node: Any, slots: Slots) -> Compiled:
-    key = slots.key(node)
-    return cmp("eq", key, 1), cmp("eq", key, 0)
+def _c_leaf(node: Any, slots: Slots) -> Compiled:
+    return leaf_conditions(node, slots.key(node))
 
 
 COMPILERS: dict[type, Compiler] = {
@@ -230,14 +117,14 @@ COMPILERS: dict[type, Compiler] = {
     AnyOf: _c_any,
     Not: _c_not,
     AtLeast: _c_at_least,
-    Compare: _c_compare,
-    Range: _c_range,
-    Is: _c_is,
-    LabResult: _c_finding,
-    HasCondition: _c_finding,
-    HasMedication: _c_finding,
-    HasProcedure: _c_finding,
-    ImagingFinding: _c_finding,
+    Compare: _c_leaf,
+    Range: _c_leaf,
+    Is: _c_leaf,
+    LabResult: _c_leaf,
+    HasCondition: _c_leaf,
+    HasMedication: _c_leaf,
+    HasProcedure: _c_leaf,
+    ImagingFinding: _c_leaf,
 }
 
 # -- fitting conditions into durable_rules' limits --------------------------------------------------
@@ -277,17 +164,6 @@ def split(cond: Cond, limit: int = MAX_RULES, budget: int = MAX_OPERATORS - 1) -
         rest = children[:index] + children[index + 1:]
         stack.extend(reversed([and_(*rest, alternative) for alternative in children[index][1]]))
     return parts
-
-
-def _engine_number(value: float) -> float | int:
-    """A number durable_rules accepts: a plain decimal (no exponent), never NaN."""
-    if not math.isfinite(value):
-        return value  # only compile-time bounds are infinite, and those are never sent
-    if value == int(value) and abs(value) < 1e15:
-        return int(value)
-    if not 1e-4 <= abs(value) < 1e15:
-        raise EvaluatorGap(f"value {value!r} has no plain decimal form durable_rules accepts")
-    return value
 
 
 # -- criteria and trials -----------------------------------------------------------------------------
@@ -352,7 +228,7 @@ def ruleset_json(compiled: CompiledTrial) -> dict[str, Any]:
 def normalize(compiled: CompiledTrial, facts: PatientFacts) -> dict[str, Any]:
     """The document asserted for one patient: the flat facts, as plain decimals."""
     document: dict[str, Any] = {"t": "screen"}
-    document.update({key: _engine_number(value) for key, value in flatten(compiled.leaves, facts).items()})
+    document.update({key: plain_number(value) for key, value in flatten(compiled.leaves, facts).items()})
     return document
 
 
@@ -401,15 +277,7 @@ class DurableEngine:
         reason, missing) is built from the same normalized facts by the reference evaluator."""
         loaded = self.rules.trials[trial_id]
         facts = PatientFacts(profile, as_of, loaded.trial.defaults, self.rules.codelists)
-        outcomes = self.outcomes(profile, as_of, trial_id, facts)
-        explained = [evaluate_criterion(c, facts) for c in loaded.trial.criteria]
-        for result in explained:
-            if result.outcome is not outcomes[result.id]:
-                raise EvaluatorGap(
-                    f"{trial_id} criterion {result.id}: durable_rules decided {outcomes[result.id].value}, "
-                    f"the reference evaluator {result.outcome.value}"
-                )
-        return trial_result(loaded, explained)
+        return explained_trial(loaded, facts, self.outcomes(profile, as_of, trial_id, facts), "durable_rules")
 
     def screen(self, profile: PatientProfile, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
         selected: Sequence[str] = sorted(set(trial_ids)) if trial_ids is not None else list(self.rules.trials)

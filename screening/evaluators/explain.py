@@ -316,6 +316,19 @@ def trial_result(loaded: LoadedTrial, criteria: Sequence[CriterionResult]) -> Tr
     )
 
 
+def explained_trial(loaded: LoadedTrial, facts: PatientFacts, outcomes: dict[str, Outcome], engine: str) -> TrialResult:
+    """A trial result whose outcomes another engine decided, explained from the same facts; a
+    disagreement with the reference is an :class:`EvaluatorGap`, never a silent difference."""
+    explained = [evaluate_criterion(c, facts) for c in loaded.trial.criteria]
+    for result in explained:
+        if result.outcome is not outcomes[result.id]:
+            raise EvaluatorGap(
+                f"{loaded.trial.id} criterion {result.id}: {engine} decided {outcomes[result.id].value}, "
+                f"the reference evaluator {result.outcome.value}"
+            )
+    return trial_result(loaded, explained)
+
+
 def screen_trial(profile: PatientProfile, loaded: LoadedTrial, codelists, as_of: dt.date) -> TrialResult:
     facts = PatientFacts(profile, as_of, loaded.trial.defaults, codelists)
     return trial_result(loaded, [evaluate_criterion(c, facts) for c in loaded.trial.criteria])

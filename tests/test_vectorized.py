@@ -1,0 +1,67 @@
+"""The vectorized evaluator: outcome matrices identical to the reference on generated cohorts and
+generated rules; Kleene dtypes; every rule kind handled."""
+
+from __future__ import annotations
+
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from screening import parse_patient, screen
+from screening.evaluators.explain import HANDLERS as REFERENCE
+from screening.evaluators.vectorized import HANDLERS, UNSUPPORTED, compile_trial, facts_frame, verdicts
+from screening.rules.model import EXPRESSION_TYPES
+
+from .rule_strategies import ruleset_of, trials
+from .strategies import AS_OF, patients
+
+SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+def _check_cohort(rules, profiles):
+    patients_ = [parse_patient(p) for p in profiles]
+    for trial_id, loaded in rules.trials.items():
+        compiled = compile_trial(loaded)
+        outcomes = compiled.outcomes(facts_frame(compiled, patients_, AS_OF, rules.codelists))
+        summary = verdicts(loaded, outcomes)
+        assert len(outcomes) == len(patients_)
+        for row, patient in enumerate(patients_):
+            reference = next(t for t in screen(patient, rules, as_of=AS_OF).results if t.trial_id == trial_id)
+            assert dict(outcomes.iloc[row]) == {c.id: c.outcome.value for c in reference.criteria}, (patient.id, trial_id)
+            assert summary.verdict.iloc[row] == reference.verdict.value
+            assert summary.deciding.iloc[row] == ";".join(reference.deciding)
+
+
+@SETTINGS
+@given(profiles=st.lists(patients(), min_size=1, max_size=6))
+def test_seed_trials_give_identical_outcome_matrices(rules, profiles):
+    _check_cohort(rules, profiles)
+
+
+@SETTINGS
+@given(trial=trials(), profiles=st.lists(patients(), min_size=1, max_size=6))
+def test_generated_rules_give_identical_outcome_matrices(rules, trial, profiles):
+    _check_cohort(ruleset_of(rules, trial), profiles)
+
+
+def test_every_rule_kind_is_vectorized_or_listed():
+    assert UNSUPPORTED == {}  # pinned: a kind the vectorized evaluator cannot express goes here with a reason
+    assert set(HANDLERS) | set(UNSUPPORTED) == set(EXPRESSION_TYPES) == set(REFERENCE)
+
+
+def test_an_empty_cohort_gives_an_empty_matrix(rules):
+    loaded = rules.trials["NCT04357600"]
+    compiled = compile_trial(loaded)
+    outcomes = compiled.outcomes(facts_frame(compiled, [], AS_OF, rules.codelists))
+    assert outcomes.shape == (0, len(loaded.trial.criteria))
+    assert list(verdicts(loaded, outcomes).columns) == ["verdict", "deciding", "unknown"]
+
+
+def test_outcomes_are_categorical_and_unknown_is_not_false(rules):
+    loaded = rules.trials["NCT04357600"]
+    compiled = compile_trial(loaded)
+    frame = facts_frame(compiled, [parse_patient({"id": "P"})], AS_OF, rules.codelists)
+    outcomes = compiled.outcomes(frame)
+    assert all(isinstance(dtype, pd.CategoricalDtype) for dtype in outcomes.dtypes)
+    assert set(outcomes.iloc[0]) == {"unknown"}
+    assert verdicts(loaded, outcomes).verdict.iloc[0] == "undetermined"
