@@ -16,10 +16,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from . import screen as screen_api
-from .errors import PatientDataError, ScreeningError
+from .cohort import CohortSummary, read_cohort, screen_cohort
+from .cohort.output import ResultWriter
+from .errors import PatientDataError, ScreeningError, UnknownTrialError
 from .patient.io import load_patient
 from .patient.model import PatientProfile
 from .render.text import render_text
@@ -92,6 +95,42 @@ def screen(
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:
         render_text(result, _console())
+
+
+@app.command("screen-cohort")
+def screen_cohort_command(
+    cohort: Annotated[Path, typer.Argument(help="Flat table (.csv/.parquet), NDJSON profiles (.ndjson) or a folder of long tables")],
+    out: Annotated[Path, typer.Option("--out", help="Results file: .csv or .parquet")],
+    rules: RulesOption = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
+    trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Patients per chunk (bounds memory)")] = 10_000,
+) -> None:
+    """Screen a cohort with the vectorized evaluator: one result row per patient and trial."""
+    screening_date = _date(as_of)
+    summary = CohortSummary()
+    try:
+        ruleset = _rules(rules)
+        unknown = set(trial or ()) - set(ruleset.trials)
+        if unknown:
+            raise UnknownTrialError(sorted(unknown))
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True), disable=not sys.stderr.isatty())
+        with ResultWriter(out) as writer, progress:
+            task = progress.add_task("screening", total=None)
+            for frame in screen_cohort(read_cohort(cohort, chunk_size), ruleset, screening_date, trial, summary):
+                writer.write(frame)
+                progress.update(task, description=f"screened {summary.rows} patients ({summary.errors} errors)")
+    except (ScreeningError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
+    columns = ["eligible", "undetermined", "ineligible", "error"]
+    table.add_column("trial")
+    for column in columns:
+        table.add_column(column, justify="right")
+    for trial_id, counts in sorted(summary.verdicts.items()):
+        table.add_row(trial_id, *(str(counts.get(c, 0)) for c in columns))
+    _console().print(table)
+    typer.echo(f"results: {out}")
 
 
 @app.command()

@@ -1,0 +1,97 @@
+"""The flat cohort table: one row per patient (CSV or Parquet). Columns (all optional but ``id``):
+
+==========================================  ======================================================
+``id``                                      patient id
+``birth_date``, ``sex``, ``consent``,       as in the profile (``pregnant``, ``lactating``,
+``pregnant``, ...                           ``childbearing_potential`` are true/false)
+``conditions``                              ICD-10 codes separated by ``;``, active on the
+                                            screening date; ``none``: reviewed, none; empty or
+                                            absent: not reviewed
+``medications``                             current medications separated by ``;``: names, brand
+                                            names or ATC codes; same ``none``/empty convention
+``procedures``                              procedure kinds separated by ``;`` (undated: "ever");
+                                            same ``none``/empty convention
+``<lab>``, ``<lab>_unit``, ``<lab>_date``,  latest numeric result of a lab (bilirubin, albumin,
+``<lab>_comparator``                        creatinine, sodium, inr, ...), UCUM unit
+``hbsag``/``hcg`` + ``_date``               qualitative result (positive, negative, ...)
+``ascites_grade``/``encephalopathy_grade``  grade and ``_date``
++ ``_date``
+``ultrasound_findings``,                    findings separated by ``;`` (``none``: none seen;
+``ultrasound_date``                         empty: not coded)
+==========================================  ======================================================
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pandas as pd
+
+from ..clinical.analytes import ANALYTES
+
+NUMERIC_LABS = tuple(a.name for a in ANALYTES.values() if a.unit is not None and a.name != "prothrombin_time")
+QUALITATIVE_LABS = tuple(a.name for a in ANALYTES.values() if a.unit is None)
+ASSESSMENTS = ("ascites_grade", "encephalopathy_grade")
+_ATC = re.compile(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$")
+_SCALARS = ("birth_date", "sex", "consent", "pregnant", "lactating", "childbearing_potential")
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and value != value) and value is not pd.NA
+
+
+def _items(value: Any) -> list[str] | None:
+    """``;``-separated items; ``none`` is reviewed-and-empty, an empty cell not reviewed (CSV
+    cannot tell an empty string from a missing value)."""
+    if not _present(value):
+        return None
+    if str(value).strip().lower() == "none":
+        return []
+    return [item.strip() for item in str(value).split(";") if item.strip()]
+
+
+def _bool(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    return value
+
+
+def row_to_profile(row: dict[str, Any]) -> dict[str, Any]:
+    """A profile dict (validated later) from one flat row."""
+    profile: dict[str, Any] = {"id": str(row.get("id")) if _present(row.get("id")) else None}
+    for name in _SCALARS:
+        if _present(row.get(name)):
+            value = row[name]
+            profile[name] = _bool(value) if name in ("pregnant", "lactating", "childbearing_potential") else str(value)
+    conditions = _items(row.get("conditions")) if "conditions" in row else None
+    if conditions is not None:
+        profile["conditions"] = [{"icd10": code} for code in conditions]
+    medications = _items(row.get("medications")) if "medications" in row else None
+    if medications is not None:
+        profile["medications"] = [{"name": m, "atc": m} if _ATC.match(m) else {"name": m} for m in medications]
+    procedures = _items(row.get("procedures")) if "procedures" in row else None
+    if procedures is not None:
+        profile["procedures"] = [{"kind": kind} for kind in procedures]
+    observations = []
+    for name in NUMERIC_LABS:
+        if _present(row.get(name)):
+            obs = {"loinc": ANALYTES[name].loinc[0], "value": row[name], "unit": row.get(f"{name}_unit") or ANALYTES[name].unit,
+                   "date": str(row.get(f"{name}_date"))}
+            if _present(row.get(f"{name}_comparator")):
+                obs["comparator"] = row[f"{name}_comparator"]
+            observations.append(obs)
+    for name in QUALITATIVE_LABS:
+        if _present(row.get(name)):
+            observations.append({"loinc": ANALYTES[name].loinc[0], "result": str(row[name]).strip().lower(), "date": str(row.get(f"{name}_date"))})
+    profile["observations"] = observations
+    profile["assessments"] = [
+        {"name": name, "grade": row[name], "date": str(row.get(f"{name}_date"))} for name in ASSESSMENTS if _present(row.get(name))
+    ]
+    if _present(row.get("ultrasound_date")):
+        findings = _items(row.get("ultrasound_findings"))
+        study: dict[str, Any] = {"modality": "ultrasound", "date": str(row["ultrasound_date"])}
+        if findings is not None:
+            study["findings"] = findings
+        profile["imaging"] = [study]
+    return {k: v for k, v in profile.items() if v is not None}

@@ -1,0 +1,93 @@
+"""Long EHR-style tables (a folder of CSV or Parquet files, the shape of an EHR or OMOP-like
+extract), assembled into one profile per patient:
+
+======================  =========================================================================
+``patients``            ``id``, ``birth_date``, ``sex``, ``consent``, ``pregnant``, ``lactating``,
+                        ``childbearing_potential``
+``conditions``          ``patient_id``, ``icd10``, ``snomed``, ``display``, ``onset``,
+                        ``resolved``, ``status``
+``observations``        ``patient_id``, ``loinc``, ``value``, ``unit``, ``comparator``,
+                        ``control``, ``result``, ``date``
+``medications``         ``patient_id``, ``name``, ``atc``, ``rxnorm``, ``start``, ``end``, ``status``
+``procedures``          ``patient_id``, ``kind``, ``system``, ``code``, ``date``
+``assessments``         ``patient_id``, ``name``, ``grade``, ``date``
+``imaging``             ``patient_id``, ``modality``, ``date``, ``findings`` (``;``-separated;
+                        NA: not coded), ``report``
+======================  =========================================================================
+
+A table that is absent means that history was not extracted (``conditions`` etc. unknown for every
+patient); a table that is present is the patient's whole history of that kind (none if no rows).
+The same as-of date and look-back windows apply as for single profiles.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .flat import _present
+
+TABLES = ("conditions", "observations", "medications", "procedures", "assessments", "imaging")
+CLOSED_WORLD = ("conditions", "medications", "procedures")  # absent table: not reviewed (None)
+
+
+def _read(folder: Path, name: str) -> pd.DataFrame | None:
+    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", lambda p: pd.read_csv(p, dtype=str, keep_default_na=True))):
+        path = folder / f"{name}{suffix}"
+        if path.exists():
+            return reader(path)
+    return None
+
+
+def _clean(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if _present(v) and k != "patient_id"}
+
+
+def _numeric(record: dict[str, Any], *fields: str) -> dict[str, Any]:
+    for name in fields:
+        if name in record:
+            try:
+                record[name] = float(record[name]) if name != "grade" else int(float(record[name]))
+            except (TypeError, ValueError):
+                pass  # left as text: the profile model reports the field
+    return record
+
+
+def read_long(folder: str | Path) -> list[dict[str, Any]]:
+    """One profile dict per row of ``patients``, in that table's order."""
+    folder = Path(folder)
+    patients = _read(folder, "patients")
+    if patients is None:
+        raise FileNotFoundError(f"{folder}: no patients.csv or patients.parquet")
+    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for name in TABLES:
+        table = _read(folder, name)
+        if table is None:
+            continue
+        by_patient: dict[str, list[dict[str, Any]]] = {}
+        for record in table.to_dict("records"):
+            item = _clean(record)
+            if name == "observations":
+                item = _numeric(item, "value", "control")
+            elif name == "assessments":
+                item = _numeric(item, "grade")
+            elif name == "imaging" and "findings" in item:
+                item["findings"] = [f.strip() for f in str(item["findings"]).split(";") if f.strip()]
+            by_patient.setdefault(str(record.get("patient_id")), []).append(item)
+        grouped[name] = by_patient
+    profiles = []
+    for record in patients.to_dict("records"):
+        profile = _clean(record)
+        for flag in ("pregnant", "lactating", "childbearing_potential"):
+            if isinstance(profile.get(flag), str):
+                profile[flag] = profile[flag].strip().lower() in ("true", "1", "yes")
+        pid = str(profile.get("id"))
+        for name in TABLES:
+            if name in grouped:
+                profile[name] = grouped[name].get(pid, [])
+            elif name not in CLOSED_WORLD:
+                profile[name] = []
+        profiles.append(profile)
+    return profiles

@@ -1,0 +1,113 @@
+"""Cohort pre-screening: flat, long and NDJSON inputs, rows out == rows in, chunking, outputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from screening import load_patient, screen
+from screening.cli import app
+from screening.cohort import CohortSummary, read_cohort, screen_cohort
+
+from .conftest import AS_OF, ROOT, RULES_DIR
+
+COHORTS = ROOT / "patients" / "cohorts"
+
+
+def _run(path, chunk_size=10_000, trials=None, rules=None):
+    summary = CohortSummary()
+    frames = list(screen_cohort(read_cohort(path, chunk_size), rules, AS_OF, trials, summary))
+    return pd.concat(frames, ignore_index=True), summary
+
+
+def _reference(rules, patient_id):
+    path = next((ROOT / "patients" / "examples").glob(f"{patient_id}-*.json"))
+    return {t.trial_id: t for t in screen(load_patient(path), rules, as_of=AS_OF).results}
+
+
+# Decided by hand from the rules for each row of patients/cohorts/flat-sample.csv (NCT04357600).
+FLAT_EXPECTED = {
+    "F01": ("eligible", ""), "F02": ("eligible", ""), "F03": ("ineligible", "E5"), "F04": ("ineligible", "I2"),
+    "F05": ("ineligible", "I2"), "F06": ("undetermined", ""), "F07": ("undetermined", ""), "F08": ("ineligible", "E2"),
+    "F09": ("error", ""), "F10": ("error", ""), "F11": ("ineligible", "E4"), "F12": ("ineligible", "E7"),
+}
+
+
+def test_flat_sample(rules):
+    results, summary = _run(COHORTS / "flat-sample.csv", rules=rules, trials=["NCT04357600"])
+    assert list(results.patient_id) == list(FLAT_EXPECTED)
+    assert {r.patient_id: (r.verdict, r.deciding) for r in results.itertuples()} == FLAT_EXPECTED
+    rows = results.set_index("patient_id")
+    assert rows.loc["F06", "missing"] == "INR or prothrombin time with control (last 90 days)"
+    assert rows.loc["F07", "missing"] == "consent;medication list (not reviewed)"
+    assert "observations[0].unit" in rows.loc["F09", "error"]
+    assert "birth_date" in rows.loc["F10", "error"]
+    assert summary.rows == 12 and summary.errors == 2
+    assert summary.verdicts["NCT04357600"] == {"eligible": 2, "undetermined": 2, "ineligible": 6, "error": 2}
+
+
+@pytest.mark.parametrize("source", ["examples.ndjson", "long"])
+def test_cohort_inputs_match_single_patient_screening(rules, source):
+    results, _ = _run(COHORTS / source, chunk_size=4, rules=rules)
+    for row in results.itertuples():
+        reference = _reference(rules, row.patient_id)[row.trial_id]
+        assert row.verdict == reference.verdict.value, (row.patient_id, row.trial_id)
+        assert row.deciding == ";".join(reference.deciding)
+        assert row.missing == ";".join(reference.missing)
+        assert row.criteria == ";".join(f"{c.id}={c.outcome.value}" for c in reference.criteria)
+
+
+def test_rows_out_equal_rows_in_whatever_goes_wrong(rules, tmp_path):
+    lines = [json.dumps({"id": "A", "birth_date": "1970-01-01"}), "{not json", json.dumps({"id": "B", "sex": "x"}),
+             json.dumps({"id": "C", "observations": [{"loinc": "1975-2", "value": 1, "unit": "furlong", "date": "2026-11-01"}]}),
+             json.dumps([1, 2]), json.dumps({"id": "D"})]
+    path = tmp_path / "cohort.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    results, summary = _run(path, chunk_size=2, rules=rules)
+    assert len(results) == len(lines) * len(rules.trials)
+    per_patient = results.groupby(results.index // len(rules.trials)).verdict.first().tolist()
+    assert per_patient == ["undetermined", "error", "error", "error", "error", "undetermined"]
+    assert summary.errors == 4
+
+
+def test_chunk_size_does_not_change_results(rules):
+    small, _ = _run(COHORTS / "examples.ndjson", chunk_size=1, rules=rules)
+    large, _ = _run(COHORTS / "examples.ndjson", chunk_size=1000, rules=rules)
+    pd.testing.assert_frame_equal(small, large)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_screen_cohort_cli_writes_results(tmp_path, suffix):
+    out = tmp_path / f"results.{suffix}"
+    result = CliRunner().invoke(app, ["screen-cohort", str(COHORTS / "flat-sample.csv"), "--out", str(out), "--rules", str(RULES_DIR),
+                                      "--as-of", "2026-11-22", "--chunk-size", "5"])
+    assert result.exit_code == 0, result.output
+    assert "12 patients screened" in result.output and "2 rows with errors" in result.output
+    written = pd.read_csv(out, dtype=str, keep_default_na=False) if suffix == "csv" else pd.read_parquet(out)
+    assert len(written) == 24
+    assert list(written.columns) == ["patient_id", "trial_id", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["screen-cohort", "cohort.xlsx", "--out", "r.csv"], "unknown cohort format"),
+    (["screen-cohort", "patients/cohorts/flat-sample.csv", "--out", "r.txt"], ".csv or .parquet"),
+    (["screen-cohort", "patients/cohorts/flat-sample.csv", "--out", "r.csv", "--trial", "NCT00000000"], "unknown trial"),
+])
+def test_screen_cohort_bad_input_exits_2(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(ROOT)
+    args = [a if a != "r.csv" and a != "r.txt" else str(tmp_path / a) for a in args]
+    result = CliRunner().invoke(app, [*args, "--rules", str(RULES_DIR)])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_sample_cohorts_are_current(tmp_path):
+    before = {p.relative_to(COHORTS): p.read_bytes() for p in COHORTS.rglob("*") if p.is_file() and p.suffix in (".csv", ".ndjson")}
+    subprocess.run([sys.executable, str(COHORTS / "build.py")], check=True)
+    after = {p.relative_to(COHORTS): p.read_bytes() for p in COHORTS.rglob("*") if p.is_file() and p.suffix in (".csv", ".ndjson")}
+    assert after == before, "run: python patients/cohorts/build.py"
