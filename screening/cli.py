@@ -14,6 +14,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -22,6 +23,7 @@ from rich.table import Table
 from . import screen as screen_api
 from .cohort import CohortSummary, read_cohort, screen_cohort
 from .cohort.output import ResultWriter
+from .cohort.report import write_reports
 from .errors import PatientDataError, ScreeningError, UnknownTrialError
 from .patient.io import load_patient
 from .patient.model import PatientProfile
@@ -105,6 +107,7 @@ def screen_cohort_command(
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
     trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Patients per chunk (bounds memory)")] = 10_000,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Also write report.html and report.md (with charts) into this folder")] = None,
 ) -> None:
     """Screen a cohort with the vectorized evaluator: one result row per patient and trial."""
     screening_date = _date(as_of)
@@ -131,6 +134,27 @@ def screen_cohort_command(
         table.add_row(trial_id, *(str(counts.get(c, 0)) for c in columns))
     _console().print(table)
     typer.echo(f"results: {out}")
+    if report is not None:
+        results = pd.read_csv(out, dtype=str, keep_default_na=False) if out.suffix.lower() == ".csv" else pd.read_parquet(out)
+        html_path, md_path = write_reports(results, ruleset, report, screening_date.isoformat())
+        typer.echo(f"report: {html_path} and {md_path}")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="Results written by screen-cohort (.csv or .parquet)")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and the charts")],
+    rules: RulesOption = None,
+    as_of: Annotated[str, typer.Option("--as-of", help="The screening date the results were made for (shown in the report)")] = "",
+) -> None:
+    """Attrition funnel, verdict counts and near-miss worklists from cohort results."""
+    try:
+        ruleset = _rules(rules)
+        frame = pd.read_csv(results, dtype=str, keep_default_na=False) if results.suffix.lower() == ".csv" else pd.read_parquet(results)
+        html_path, md_path = write_reports(frame, ruleset, out, as_of or "not stated")
+    except (ScreeningError, OSError, KeyError) as exc:
+        raise _fail(f"{results}: {exc}") from None
+    typer.echo(f"report: {html_path} and {md_path}")
 
 
 @app.command()
