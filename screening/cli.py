@@ -1,4 +1,4 @@
-"""Command line: ``screening screen | trials | validate | schema``.
+"""Command line: ``screening screen | trials | validate | schema | serve``.
 
 Exit codes: 0 done, 2 bad input (rules file, patient file, option), with a message naming the
 file and the field.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 import os
 import sys
 from enum import StrEnum
@@ -108,6 +109,7 @@ def screen_cohort_command(
     trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Patients per chunk (bounds memory)")] = 10_000,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write report.html and report.md (with charts) into this folder")] = None,
+    dask: Annotated[Optional[str], typer.Option("--dask", help="Run on this Dask scheduler (tcp://host:8786), or 'local' for a LocalCluster; flat .csv/.parquet input")] = None,
 ) -> None:
     """Screen a cohort with the vectorized evaluator: one result row per patient and trial."""
     screening_date = _date(as_of)
@@ -117,12 +119,17 @@ def screen_cohort_command(
         unknown = set(trial or ()) - set(ruleset.trials)
         if unknown:
             raise UnknownTrialError(sorted(unknown))
+        if dask is not None:
+            _screen_on_dask(cohort, out, ruleset, screening_date, trial, dask, summary)
+            raise _Done
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True), disable=not sys.stderr.isatty())
         with ResultWriter(out) as writer, progress:
             task = progress.add_task("screening", total=None)
             for frame in screen_cohort(read_cohort(cohort, chunk_size), ruleset, screening_date, trial, summary):
                 writer.write(frame)
                 progress.update(task, description=f"screened {summary.rows} patients ({summary.errors} errors)")
+    except _Done:
+        pass
     except (ScreeningError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
@@ -138,6 +145,39 @@ def screen_cohort_command(
         results = pd.read_csv(out, dtype=str, keep_default_na=False) if out.suffix.lower() == ".csv" else pd.read_parquet(out)
         html_path, md_path = write_reports(results, ruleset, report, screening_date.isoformat())
         typer.echo(f"report: {html_path} and {md_path}")
+
+
+class _Done(Exception):
+    """The Dask run finished: go on to the summary."""
+
+
+def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, address: str, summary: CohortSummary) -> None:
+    import dask.dataframe as dd
+    from distributed import Client, LocalCluster
+
+    from .cohort.distributed import screen_dask
+
+    suffix = cohort.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise ScreeningError(f"{cohort}: --dask reads a flat .csv or .parquet table")
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise ScreeningError(f"{out}: results are written as .csv or .parquet")
+    cluster = LocalCluster(processes=True, dashboard_address=None) if address == "local" else None
+    with Client(cluster if cluster is not None else address):
+        frame = dd.read_csv(cohort, dtype=str, keep_default_na=True) if suffix == ".csv" else dd.read_parquet(cohort)
+        results = screen_dask(frame, ruleset, as_of, trials).persist()
+        if out.suffix.lower() == ".csv":
+            results.to_csv(out, single_file=True, index=False)
+        else:
+            results.astype(str).to_parquet(out, write_index=False)  # a folder of part files
+        counts = results.groupby(["trial_id", "verdict"]).size().compute()
+        errors = results[results["verdict"] == "error"]["patient_id"].nunique().compute()
+    if cluster is not None:
+        cluster.close()
+    for (trial_id, verdict), n in counts.items():
+        summary.verdicts.setdefault(str(trial_id), Counter())[str(verdict)] += int(n)
+    summary.rows = int(max((sum(c.values()) for c in summary.verdicts.values()), default=0))
+    summary.errors = int(errors)
 
 
 @app.command()
@@ -234,6 +274,29 @@ def schema(
             typer.echo(f"wrote {path}")
         return
     sys.stdout.write(render(PatientProfile))
+
+
+@app.command()
+def serve(
+    rules: RulesOption = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", min=1, help="Largest request body accepted (413 above)")] = 16 * 1024 * 1024,
+) -> None:
+    """Serve screening over HTTP (FastAPI under uvicorn); SIGHUP or POST /admin/reload reloads the rules."""
+    import logging
+
+    import uvicorn
+
+    from .service import create_app
+
+    try:
+        application = create_app(rules or Path(os.environ.get("SCREENING_RULES", DEFAULT_RULES)), max_body_bytes=max_body_bytes,
+                                 reload_on_sighup=True)
+    except ScreeningError as exc:
+        raise _fail(str(exc)) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(application, host=host, port=port, access_log=False, log_level="info")
 
 
 def main() -> None:

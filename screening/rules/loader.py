@@ -61,6 +61,14 @@ class RuleSet:
     directory: str
     compiled: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # evaluators built for these rules, by name
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the compiled evaluators (durable_rules hosts cannot be pickled); a
+        process that unpickles the rules compiles its own on first use."""
+        return {**self.__dict__, "compiled": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses duplicate keys instead of keeping the last one."""

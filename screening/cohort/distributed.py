@@ -1,0 +1,41 @@
+"""Scale-out on Dask: the same chunked screening, one partition of a flat cohort table at a time.
+
+    import dask.dataframe as dd
+    from distributed import Client
+    client = Client("tcp://scheduler:8786")          # or LocalCluster() for one machine
+    cohort = dd.read_parquet("s3://bucket/cohort/")   # flat table columns (screening/cohort/flat.py)
+    results = screen_dask(cohort, load_rules("rules"), as_of=date(2026, 11, 22))
+    results.to_parquet("results/")                   # one row per patient and trial
+
+Each worker receives the rule set once per task graph (rules are plain data; compiled evaluators
+are rebuilt per process), maps rows to profiles and runs the vectorized evaluator on its
+partition. Results are identical to the in-process run, row order within a partition included.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import dask.dataframe as dd
+import pandas as pd
+
+from ..rules.loader import RuleSet
+from .flat import row_to_profile
+from .run import COLUMNS, screen_cohort
+
+META = pd.DataFrame({column: pd.Series(dtype=object) for column in COLUMNS})
+
+
+def screen_frame(frame: pd.DataFrame, rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None) -> pd.DataFrame:
+    """Screen one pandas frame of flat cohort rows (a Dask partition)."""
+    profiles = [row_to_profile(record) for record in frame.to_dict("records")]
+    if not profiles:
+        return META.copy()
+    results = pd.concat(list(screen_cohort([profiles], rules, as_of, list(trials) if trials else None)), ignore_index=True)
+    return results.astype(object)
+
+
+def screen_dask(cohort: dd.DataFrame, rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None) -> dd.DataFrame:
+    """Results of a flat cohort held in a Dask dataframe, lazily, partition by partition."""
+    return cohort.map_partitions(screen_frame, rules, as_of, list(trials) if trials else None, meta=META)

@@ -1,0 +1,54 @@
+"""Scale-out: the cohort evaluator on a Dask LocalCluster of 2 worker processes gives the
+in-process results."""
+
+from __future__ import annotations
+
+import pickle
+
+import dask.dataframe as dd
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+
+from screening import durable_engine, load_rules
+from screening.cohort import read_cohort, screen_cohort
+from screening.cohort.distributed import screen_dask
+
+from .conftest import AS_OF, ROOT, RULES_DIR
+
+FLAT = ROOT / "patients" / "cohorts" / "flat-sample.csv"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def test_results_on_a_two_process_cluster_equal_the_in_process_run(client):
+    rules = load_rules(RULES_DIR)
+    local = pd.concat(screen_cohort(read_cohort(FLAT), rules, AS_OF), ignore_index=True)
+    cohort = dd.from_pandas(pd.read_csv(FLAT, dtype=str), npartitions=3)
+    distributed = screen_dask(cohort, rules, AS_OF).compute().reset_index(drop=True)
+    assert len(client.scheduler_info()["workers"]) == 2
+    pd.testing.assert_frame_equal(distributed.astype(str), local.astype(str))
+
+
+def test_rules_pickle_without_their_compiled_engines():
+    rules = load_rules(RULES_DIR)
+    durable_engine(rules)  # a durable_rules host cannot be pickled
+    copy = pickle.loads(pickle.dumps(rules))
+    assert copy.compiled == {} and list(copy.trials) == list(rules.trials)
+
+
+def test_cli_runs_on_a_local_cluster(tmp_path):
+    from typer.testing import CliRunner
+
+    from screening.cli import app
+
+    out = tmp_path / "results.csv"
+    result = CliRunner().invoke(app, ["screen-cohort", str(FLAT), "--out", str(out), "--rules", str(RULES_DIR), "--as-of", "2026-11-22", "--dask", "local"])
+    assert result.exit_code == 0, result.output
+    assert "12 patients screened" in result.output and "2 rows with errors" in result.output
+    local = pd.concat(screen_cohort(read_cohort(FLAT), load_rules(RULES_DIR), AS_OF), ignore_index=True)
+    assert sorted(out.read_text().splitlines()[1:]) == sorted(local.to_csv(index=False).splitlines()[1:])
