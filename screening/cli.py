@@ -1,4 +1,4 @@
-"""Command line: ``screening screen | trials | validate | schema | serve``.
+"""Command line: ``screening screen | screen-cohort | report | watch | serve | trials | validate | schema``.
 
 Exit codes: 0 done, 2 bad input (rules file, patient file, option), with a message naming the
 file and the field.
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter
 import os
 import sys
+from collections import Counter
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,6 +18,7 @@ from typing import Annotated, Optional
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
@@ -30,8 +31,8 @@ from .patient.io import load_patient
 from .patient.model import PatientProfile
 from .render.text import render_text
 from .schemas import render, write_all
-from .watch import Watcher
 from .rules.loader import RuleSet, load_rules
+from .watch import Watcher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Clinical-trial eligibility screening with explained verdicts.")
 
@@ -55,7 +56,7 @@ def _console() -> Console:
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
     return typer.Exit(BAD_INPUT)
 
 
@@ -121,15 +122,8 @@ def screen_cohort_command(
             raise UnknownTrialError(sorted(unknown))
         if dask is not None:
             _screen_on_dask(cohort, out, ruleset, screening_date, trial, dask, summary)
-            raise _Done
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True), disable=not sys.stderr.isatty())
-        with ResultWriter(out) as writer, progress:
-            task = progress.add_task("screening", total=None)
-            for frame in screen_cohort(read_cohort(cohort, chunk_size), ruleset, screening_date, trial, summary):
-                writer.write(frame)
-                progress.update(task, description=f"screened {summary.rows} patients ({summary.errors} errors)")
-    except _Done:
-        pass
+        else:
+            _screen_locally(cohort, out, ruleset, screening_date, trial, chunk_size, summary)
     except (ScreeningError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
@@ -147,8 +141,13 @@ def screen_cohort_command(
         typer.echo(f"report: {html_path} and {md_path}")
 
 
-class _Done(Exception):
-    """The Dask run finished: go on to the summary."""
+def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, chunk_size: int, summary: CohortSummary) -> None:
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True), disable=not sys.stderr.isatty())
+    with ResultWriter(out) as writer, progress:
+        task = progress.add_task("screening", total=None)
+        for frame in screen_cohort(read_cohort(cohort, chunk_size), ruleset, as_of, trials, summary):
+            writer.write(frame)
+            progress.update(task, description=f"screened {summary.rows} patients ({summary.errors} errors)")
 
 
 def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, address: str, summary: CohortSummary) -> None:
