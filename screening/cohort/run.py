@@ -92,22 +92,26 @@ def _screen_trial(compiled, rules: RuleSet, as_of: dt.date, chunk, profiles, inv
     outcomes = compiled.outcomes(frame)
     decided = verdicts(loaded, outcomes)
     criteria = {c.id: c for c in loaded.trial.criteria}
+    ids = list(outcomes.columns)
+    position = {index: i for i, index in enumerate(order)}
+    matrix = outcomes.astype(object).to_numpy()
+    verdict_values, deciding_values, unknown_values = (decided[c].astype(object).to_numpy() for c in ("verdict", "deciding", "unknown"))
     rows = []
     for index in range(len(chunk)):
         row: dict[str, Any] = {"_order": index, "patient_id": _patient_id(chunk[index]), "trial_id": trial_id}
         if index in errors:
             row.update(verdict="error", deciding="", unknown="", missing="", criteria="", error=errors[index])
         else:
-            outcome_row = outcomes.loc[index]
-            verdict = decided.verdict.loc[index]
-            unknown = [cid for cid, value in outcome_row.items() if value == Outcome.UNKNOWN.value]
+            at = position[index]
+            verdict = verdict_values[at]
             missing = ""
             if verdict == Verdict.UNDETERMINED.value:
+                unknown = [cid for cid, value in zip(ids, matrix[at]) if value == Outcome.UNKNOWN.value]
                 items = {m for cid in unknown for m in evaluate_criterion(criteria[cid], facts_by_row[index]).missing}
                 missing = ";".join(sorted(items))
             row.update(
-                verdict=verdict, deciding=decided.deciding.loc[index], unknown=";".join(unknown), missing=missing,
-                criteria=";".join(f"{cid}={value}" for cid, value in outcome_row.items()), error="",
+                verdict=verdict, deciding=deciding_values[at], unknown=unknown_values[at], missing=missing,
+                criteria=";".join(f"{cid}={value}" for cid, value in zip(ids, matrix[at])), error="",
             )
         rows.append(row)
     return rows
