@@ -279,16 +279,16 @@ def create_app(rules_dir: str | Path | None = None, *, max_body_bytes: int = DEF
         return _error_response(request, exc.status_code, {"error": str(exc.detail)})
 
     @app.get("/health", response_model=Health)
-    def health() -> Health:
+    async def health() -> Health:
         snapshot = state.current
         return _health(snapshot.rules, snapshot.generation)
 
     @app.get("/trials", response_model=list[TrialInfo])
-    def trials() -> list[TrialInfo]:
+    async def trials() -> list[TrialInfo]:
         return [_trial_info(state.current.rules, trial_id) for trial_id in state.current.rules.trials]
 
     @app.get("/trials/{trial_id}", response_model=TrialInfo, responses=_errors(404, 422))
-    def trial(trial_id: str) -> TrialInfo:
+    async def trial(trial_id: str) -> TrialInfo:
         rules = state.current.rules
         if trial_id not in rules.trials:
             raise ServiceError(404, f"unknown trial: {trial_id}", trial_ids=(trial_id,))
