@@ -6,6 +6,11 @@
     >>> patient = load_patient("patients/examples/P01-jakarta-cpb-si-eligible.json")
     >>> screen(patient, rules, as_of=dt.date(2026, 11, 22)).results[1].verdict
     <Verdict.ELIGIBLE: 'eligible'>
+
+One patient: :func:`load_patient` (a native profile or a FHIR R4 Bundle; with the mapping
+warnings: :func:`load_patient_with_warnings`) and :func:`screen`. A cohort: :func:`read_cohort`
+(flat table, long tables or NDJSON, in chunks) and :func:`screen_cohort` (one result row per
+patient and trial). Rules: :func:`load_rules`, once, then reuse the :class:`RuleSet`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from .evaluators.durable import DurableEngine
 from .evaluators.explain import screen_patient
 from .evaluators.vectorized import VectorizedEngine
 from .logic import CriterionKind, Outcome, Verdict
-from .patient.io import load_patient, parse_patient
+from .cohort import CohortSummary, read_cohort, screen_cohort
+from .patient.io import load_patient, load_patient_with_warnings, parse_patient
 from .patient.model import PatientProfile
 from .results import CriterionResult, Evidence, ScreeningResult, TrialResult
 from .rules.loader import RuleSet, load_rules
@@ -84,8 +90,12 @@ __all__ = [
     "UnitError",
     "UnknownTrialError",
     "Verdict",
+    "CohortSummary",
     "__version__",
     "durable_engine",
+    "load_patient_with_warnings",
+    "read_cohort",
+    "screen_cohort",
     "load_patient",
     "load_rules",
     "parse_patient",

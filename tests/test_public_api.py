@@ -5,9 +5,10 @@ import screening
 
 def test_public_names():
     assert sorted(screening.__all__) == [
-        "CriterionKind", "CriterionResult", "DurableEngine", "EvaluatorGap", "Evidence", "Outcome", "PatientDataError", "PatientProfile",
+        "CohortSummary", "CriterionKind", "CriterionResult", "DurableEngine", "EvaluatorGap", "Evidence", "Outcome", "PatientDataError", "PatientProfile",
         "RuleSet", "RulesError", "ScreeningError", "ScreeningResult", "TrialResult", "UnitError", "UnknownTrialError", "Verdict", "__version__",
-        "durable_engine", "load_patient", "load_rules", "parse_patient", "screen",
+        "durable_engine", "load_patient", "load_patient_with_warnings", "load_rules", "parse_patient", "read_cohort", "screen",
+        "screen_cohort",
     ]
     for name in screening.__all__:
         assert hasattr(screening, name)
