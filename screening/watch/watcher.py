@@ -83,6 +83,8 @@ class Watcher:
             return self._apply(event)
         except ScreeningError as exc:
             return [self._error(number, event, exc)]
+        except Exception as exc:  # noqa: BLE001 - a stream must outlive any one event; no values in the record
+            return [self._error(number, event, ScreeningError(f"internal error ({type(exc).__name__}) while screening this event"))]
 
     @staticmethod
     def _error(number: int | None, event: Any, exc: ScreeningError) -> dict[str, Any]:
