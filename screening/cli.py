@@ -7,6 +7,7 @@ file and the field.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import sys
@@ -212,7 +213,9 @@ def watch(
         raise _fail(str(exc)) from None
     watcher = Watcher(ruleset, screening_date, engine=engine.value, max_patients=max_patients)
     try:
-        stream = events.open(encoding="utf-8") if events and str(events) != "-" else sys.stdin
+        # undecodable bytes become U+FFFD, so that line is an error record and the stream goes on
+        stream = (events.open(encoding="utf-8", errors="replace") if events and str(events) != "-"
+                  else io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
     except OSError as exc:
         raise _fail(f"{events}: cannot read: {exc.strerror}") from None
     with stream:

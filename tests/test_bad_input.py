@@ -64,6 +64,8 @@ BAD_RULES = [
      "I1", ["exactly one of days"], None),
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '>', value: 1, unit: mg}}",
      "I1", ["unit 'mg' not allowed"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: range, fact: lab.inr, min: 1.5, max: 1.5, min_inclusive: false, unit: '1'}}",
+     "I1", ["accepts nothing"], None),
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: imaging, finding: cirhosis}}",
      "I1", ["rule.imaging.finding"], "cirrhosis"),
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: procedure, codes: tips, within: {years: 3000}}}",

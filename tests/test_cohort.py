@@ -75,6 +75,22 @@ def test_rows_out_equal_rows_in_whatever_goes_wrong(rules, tmp_path):
     assert summary.errors == 4
 
 
+def test_flat_cells_read_as_users_write_them(rules, tmp_path):
+    path = tmp_path / "flat.csv"
+    path.write_text("id,birth_date,conditions,inr,inr_unit,inr_date\nNA,1970-01-01,None,1.2,,2026-11-01\n")
+    results, _ = _run(path, rules=rules, trials=["NCT04357600"])
+    row = results.iloc[0]
+    assert row.patient_id == "NA" and row.verdict != "error"  # "NA" is an id, "None" is reviewed-none, an empty unit is INR's "1"
+    assert "problem list" not in row.missing
+
+
+def test_long_tables_refuse_a_fractional_grade(rules, tmp_path):
+    (tmp_path / "patients.csv").write_text("id\nP\n")
+    (tmp_path / "assessments.csv").write_text("patient_id,name,grade,date\nP,ascites_grade,1.5,2026-11-01\n")
+    results, _ = _run(tmp_path, rules=rules)
+    assert set(results.verdict) == {"error"} and "assessments[0].grade" in results.error.iloc[0]
+
+
 def test_chunk_size_does_not_change_results(rules):
     small, _ = _run(COHORTS / "examples.ndjson", chunk_size=1, rules=rules)
     large, _ = _run(COHORTS / "examples.ndjson", chunk_size=1000, rules=rules)

@@ -78,6 +78,34 @@ def test_malformed_events_name_the_field_and_carry_no_values(rules, event, probl
     assert "input_value" not in record["error"]
 
 
+def test_error_lines_name_the_field_not_the_value(rules):
+    watcher = Watcher(rules, AS_OF)
+    watcher.handle({"type": "profile", "patient": {"id": "P", "conditions": [{"icd10": "E11.9"}]}})
+    [negative] = watcher.handle({"type": "upsert_observation", "patient_id": "P", "item": {"loinc": "1975-2", "value": 7.25, "unit": "mg/dx", "date": "2026-11-01"}})
+    assert negative["error"] == "unit cannot be used (field observations[0].unit)"
+    [bad] = watcher.handle({"type": "upsert_observation", "patient_id": "P", "item": {"loinc": "1975-2", "value": -7.25, "unit": "mg/dL", "date": "2026-11-01"}})
+    assert bad["error"] == "invalid value (field observations[0].value)"
+
+
+def test_coded_histories_are_never_capped(rules):
+    watcher = Watcher(rules, AS_OF, max_entries=2)
+    watcher.handle({"type": "profile", "patient": {"id": "P", "conditions": [{"icd10": "C22.0"}, {"icd10": "B18.1"}, {"icd10": "K74.6"}]}})
+    for day in range(1, 5):
+        watcher.handle({"type": "upsert_observation", "patient_id": "P", "item": {"loinc": "6301-6", "value": 1.2, "unit": "1", "date": f"2026-11-0{day}"}})
+    state = watcher._patients["P"].profile
+    assert len(state.conditions) == 3 and len(state.observations) == 2
+
+
+def test_an_undecodable_line_is_an_error_record_and_the_stream_goes_on(tmp_path):
+    events = tmp_path / "events.jsonl"
+    profile = json.dumps({"type": "profile", "patient": {"id": "P"}}).encode()
+    events.write_bytes(profile + b"\n" + b'\xff\xfe{"type":"discharge","patient_id":"P"}\n' + b'{"type":"discharge","patient_id":"P"}\n')
+    result = CliRunner().invoke(app, ["watch", str(events), "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert result.exit_code == 0
+    assert [("error" in r, r.get("discharged")) for r in lines[-2:]] == [(True, None), (False, True)]
+
+
 def test_patients_beyond_the_bound_are_evicted(rules):
     watcher = Watcher(rules, AS_OF, max_patients=2)
     for i in range(3):

@@ -76,7 +76,8 @@ def row_to_profile(row: dict[str, Any]) -> dict[str, Any]:
     observations = []
     for name in NUMERIC_LABS:
         if _present(row.get(name)):
-            obs = {"loinc": ANALYTES[name].loinc[0], "value": row[name], "unit": row.get(f"{name}_unit") or ANALYTES[name].unit,
+            unit = row[f"{name}_unit"] if _present(row.get(f"{name}_unit")) else ANALYTES[name].unit
+            obs = {"loinc": ANALYTES[name].loinc[0], "value": row[name], "unit": unit,
                    "date": str(row.get(f"{name}_date"))}
             if _present(row.get(f"{name}_comparator")):
                 obs["comparator"] = row[f"{name}_comparator"]

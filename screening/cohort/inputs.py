@@ -33,7 +33,8 @@ def read_cohort(path: str | Path, chunk_size: int = 10_000) -> Iterator[list[dic
         return
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        yield from _flat_chunks(pd.read_csv(path, dtype=str, chunksize=chunk_size, keep_default_na=True))
+        # only an empty cell is missing: "None", "NA" or "null" are values (a patient id, a "none")
+        yield from _flat_chunks(pd.read_csv(path, dtype=str, chunksize=chunk_size, keep_default_na=False, na_values=[""]))
     elif suffix == ".parquet":
         batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_size)
         yield from _flat_chunks(batch.to_pandas() for batch in batches)

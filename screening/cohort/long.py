@@ -34,7 +34,7 @@ CLOSED_WORLD = ("conditions", "medications", "procedures")  # absent table: not 
 
 
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
-    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", lambda p: pd.read_csv(p, dtype=str, keep_default_na=True))):
+    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", lambda p: pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""]))):
         path = folder / f"{name}{suffix}"
         if path.exists():
             return reader(path)
@@ -49,9 +49,10 @@ def _numeric(record: dict[str, Any], *fields: str) -> dict[str, Any]:
     for name in fields:
         if name in record:
             try:
-                record[name] = float(record[name]) if name != "grade" else int(float(record[name]))
+                number = float(record[name])
             except (TypeError, ValueError):
-                pass  # left as text: the profile model reports the field
+                continue  # left as text: the profile model reports the field
+            record[name] = int(number) if name == "grade" and number.is_integer() else number
     return record
 
 

@@ -138,8 +138,9 @@ def write_reports(results: pd.DataFrame, rules: RuleSet, folder: str | Path, as_
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     reports = build(results, rules)
-    md = [f"# Cohort screening report\n\nScreening date {as_of}; {int(results['patient_id'].nunique())} patients.\n"]
-    body = [f"<h1>Cohort screening report</h1><p>Screening date {html.escape(as_of)}; {int(results['patient_id'].nunique())} patients.</p>"]
+    patients = int(results.groupby("trial_id").size().max()) if len(results) else 0  # one row per patient and trial
+    md = [f"# Cohort screening report\n\nScreening date {as_of}; {patients} patients.\n"]
+    body = [f"<h1>Cohort screening report</h1><p>Screening date {html.escape(as_of)}; {patients} patients.</p>"]
     for report in reports:
         charts = {"verdicts": verdict_chart(report), "funnel": funnel_chart(report)}
         for name, png in charts.items():

@@ -98,6 +98,8 @@ def to_json(cond: Cond) -> dict[str, Any]:
 
 def _interval_conditions(key: str, accepted: Interval, integer: bool) -> tuple[Cond, Cond]:
     """(every value accepted, no value accepted) for a fact interval stored under ``key``."""
+    if accepted.is_empty():
+        return FALSE, TRUE  # a range that accepts nothing is false whatever the fact is
     lo, hi, lox, hix = f"{key}_lo", f"{key}_hi", f"{key}_lox", f"{key}_hix"
     open_low = FALSE if integer else cmp("eq", lox, 1)  # integer facts are sent as closed bounds
     open_high = FALSE if integer else cmp("eq", hix, 1)

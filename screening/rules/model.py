@@ -142,8 +142,11 @@ class Range(_Rule):
     def _bounded(self) -> Range:
         if self.min is None and self.max is None:
             raise ValueError("a range needs min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"range min {self.min} is above max {self.max}")
+        if self.min is not None and self.max is not None:
+            if self.min > self.max:
+                raise ValueError(f"range min {self.min} is above max {self.max}")
+            if self.min == self.max and not (self.min_inclusive and self.max_inclusive):
+                raise ValueError(f"range min and max are both {self.min} with an exclusive bound: it accepts nothing")
         return self
 
 

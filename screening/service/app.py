@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import logging
 import os
 import signal
 import threading

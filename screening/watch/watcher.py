@@ -2,8 +2,8 @@
 
 State per patient is the profile and the last result per trial; it is dropped on ``discharge``,
 and the number of patients kept is bounded (the least recently updated is evicted, with a
-notice, past ``max_patients``). Each list in a profile is capped at ``max_entries`` (the oldest
-dated entries go first). A malformed event yields an error record and never stops the stream.
+notice, past ``max_patients``). Observations, assessments and imaging are capped at
+``max_entries`` per patient (the oldest go first); coded histories are never capped. A malformed event yields an error record and never stops the stream.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import screen
-from ..errors import ScreeningError
+from ..errors import PatientDataError, ScreeningError, UnitError
 from ..logic import Verdict
 from ..patient.io import parse_patient
 from ..patient.model import PatientProfile
@@ -42,6 +42,12 @@ _LISTS = {
     UpsertAssessment: ("assessments", lambda a: (a["name"], a["date"])),
     AddImaging: ("imaging", None),
 }
+
+
+# Lists where an absent entry is only "unknown" (the latest result in a window is used): these may
+# be capped. Conditions, medications and procedures are never capped: there a missing entry
+# would read as "none found".
+_OPEN_WORLD = frozenset({"observations", "assessments", "imaging"})
 
 
 @dataclass
@@ -88,7 +94,14 @@ class Watcher:
 
     @staticmethod
     def _error(number: int | None, event: Any, exc: ScreeningError) -> dict[str, Any]:
-        record: dict[str, Any] = {"error": str(exc), "line": number}
+        """An error record naming the line, event and field, never the patient's values."""
+        if isinstance(exc, UnitError) and exc.field:
+            message = f"unit cannot be used (field {exc.field})"
+        elif isinstance(exc, PatientDataError) and exc.field and exc.patient_id:  # resolver messages may quote values
+            message = f"invalid value (field {exc.field})"
+        else:
+            message = str(exc)
+        record: dict[str, Any] = {"error": message, "line": number}
         if event is not None:
             record["event"] = event.type
             record["patient_id"] = event.patient_id
@@ -126,7 +139,7 @@ class Watcher:
             name, key = _LISTS[type(event)]
             item = event.item.model_dump(mode="json", exclude_none=True)
             entries = [e for e in data.get(name) or [] if key is None or key(e) != key(item)] + [item]
-            if len(entries) > self.max_entries:
+            if name in _OPEN_WORLD and len(entries) > self.max_entries:
                 entries = sorted(entries, key=_entry_date)[-self.max_entries:]
             data[name] = entries
         return parse_patient(data, source=f"event for {profile.id}")
