@@ -69,7 +69,7 @@ def test_set_fields_and_per_event_screening_date(rules):
         ({"type": "upsert_lab", "patient_id": "P"}, "type"),
         ({"type": "set", "patient_id": "P", "fields": {"name": "x"}}, "fields.name"),
         ({"type": "profile", "patient": {"id": "P", "sex": "x"}}, "profile.patient.sex"),
-        ([1, 2], ""),
+        ([1, 2], "valid dictionary"),
     ],
 )
 def test_malformed_events_name_the_field_and_carry_no_values(rules, event, problem):

@@ -19,7 +19,7 @@ import pandas as pd
 from ..errors import ScreeningError
 from ..evaluators.explain import evaluate_criterion
 from ..evaluators.flat import flatten
-from ..evaluators.vectorized import compile_trial, verdicts
+from ..evaluators.vectorized import compile_trial, frame_of, verdicts
 from ..facts.resolve import PatientFacts
 from ..logic import Outcome, Verdict
 from ..patient.io import parse_patient
@@ -88,8 +88,7 @@ def _screen_trial(compiled, rules: RuleSet, as_of: dt.date, chunk, profiles, inv
         except ScreeningError as exc:
             errors[index] = str(exc)
     order = sorted(records)
-    frame = pd.DataFrame([records[i] for i in order], index=order, dtype=float)
-    outcomes = compiled.outcomes(frame)
+    outcomes = compiled.outcomes(frame_of(records))
     decided = verdicts(loaded, outcomes)
     criteria = {c.id: c for c in loaded.trial.criteria}
     ids = list(outcomes.columns)

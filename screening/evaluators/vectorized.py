@@ -39,10 +39,11 @@ from ..rules.model import (
     LabResult,
     Not,
     Range,
+    trial_nodes,
 )
 from .conditions import Cond, leaf_conditions
 from .explain import explained_trial
-from .flat import Slots, flatten
+from .flat import LEAF_PREFIX, Slots, flatten
 
 # Rule node kinds this evaluator cannot express, with the reason. Empty: every kind is vectorized.
 UNSUPPORTED: dict[type, str] = {}
@@ -180,21 +181,16 @@ class VectorTrial:
 
 def compile_trial(loaded: LoadedTrial) -> VectorTrial:
     slots = Slots()
-    for criterion in loaded.trial.criteria:
-        for expr in (criterion.applies_when, criterion.rule):
-            if expr is not None:
-                _register(expr, slots)
+    for node in trial_nodes(loaded.trial):
+        if type(node) in LEAF_PREFIX:
+            slots.key(node)
     return VectorTrial(loaded, slots)
 
 
-def _register(expr: Any, slots: Slots) -> None:
-    if isinstance(expr, (AllOf, AnyOf, AtLeast)):
-        for child in expr.of:
-            _register(child, slots)
-    elif isinstance(expr, Not):
-        _register(expr.of, slots)
-    else:
-        slots.key(expr)
+def frame_of(records: Mapping[int, dict[str, float]]) -> pd.DataFrame:
+    """The frame of flat facts for rows ``records`` (row label -> flat record; absent keys NaN)."""
+    order = sorted(records)
+    return pd.DataFrame([records[i] for i in order], index=order, dtype=float)
 
 
 def verdicts(trial: LoadedTrial, outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -227,7 +223,7 @@ class VectorizedEngine:
     def outcomes(self, profile: PatientProfile, as_of: dt.date, trial_id: str, facts: PatientFacts | None = None) -> dict[str, Outcome]:
         compiled = self.compiled[trial_id]
         facts = facts or PatientFacts(profile, as_of, compiled.loaded.trial.defaults, self.rules.codelists)
-        row = compiled.outcomes(pd.DataFrame([flatten(compiled.leaves, facts)], index=range(1))).iloc[0]
+        row = compiled.outcomes(frame_of({0: flatten(compiled.leaves, facts)})).iloc[0]
         return {criterion_id: Outcome(value) for criterion_id, value in row.items()}
 
     def screen(self, profile: PatientProfile, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
@@ -243,5 +239,4 @@ class VectorizedEngine:
 def facts_frame(compiled: VectorTrial, profiles: Iterable[PatientProfile], as_of: dt.date, codelists: Mapping[str, CodeList]) -> pd.DataFrame:
     """The flat facts of each profile as one frame (row order kept)."""
     defaults = compiled.loaded.trial.defaults
-    records = [flatten(compiled.leaves, PatientFacts(p, as_of, defaults, codelists)) for p in profiles]
-    return pd.DataFrame(records, index=range(len(records)), dtype=float)
+    return frame_of({i: flatten(compiled.leaves, PatientFacts(p, as_of, defaults, codelists)) for i, p in enumerate(profiles)})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,6 @@ from ..facts.resolve import DIALYSIS_CODELIST
 from .codelists import CodeList
 from .model import (
     EXPRESSION_TYPES,
-    AllOf,
-    AnyOf,
-    AtLeast,
     Compare,
     Criterion,
     HasCondition,
@@ -36,9 +33,10 @@ from .model import (
     HasProcedure,
     Is,
     LabResult,
-    Not,
     Range,
     Trial,
+    trial_nodes,
+    walk,
 )
 
 CODELIST_DIR = "codelists"
@@ -150,15 +148,6 @@ def _validation_error(file: str, raw: Any, exc: ValidationError, model: type[Bas
     return RulesError(file, problem, criterion=criterion, suggestion=suggestion)
 
 
-def _walk(expr: Any) -> Iterator[Any]:
-    yield expr
-    if isinstance(expr, (AllOf, AnyOf, AtLeast)):
-        for child in expr.of:
-            yield from _walk(child)
-    elif isinstance(expr, Not):
-        yield from _walk(expr.of)
-
-
 def _check_expression(expr: Any, codelists: Mapping[str, CodeList]) -> str | None:
     """A problem with one node, or None; raises nothing."""
     if isinstance(expr, (Compare, Range, Is)):
@@ -218,7 +207,7 @@ def _suggestion_for(problem: str, expr: Any, codelists: Mapping[str, CodeList]) 
 
 def rules_hash(trial: Trial, codelists: Mapping[str, CodeList]) -> str:
     """Content hash of a trial and the code lists it uses: changes whenever a result could."""
-    used = sorted({n.codes for c in trial.criteria for e in (c.rule, c.applies_when) if e for n in _walk(e) if hasattr(n, "codes")})
+    used = sorted({n.codes for n in trial_nodes(trial) if hasattr(n, "codes")})
     if _uses_meld(trial):
         used = sorted({*used, DIALYSIS_CODELIST})
     payload = {"trial": trial.model_dump(mode="json"), "codelists": {n: codelists[n].model_dump(mode="json") for n in used}}
@@ -227,8 +216,7 @@ def rules_hash(trial: Trial, codelists: Mapping[str, CodeList]) -> str:
 
 
 def _uses_meld(trial: Trial) -> bool:
-    return any(getattr(n, "fact", None) in SCORES or getattr(n, "fact", None) == "dialysis"
-               for c in trial.criteria for e in (c.rule, c.applies_when) if e for n in _walk(e))
+    return any(getattr(n, "fact", None) in SCORES or getattr(n, "fact", None) == "dialysis" for n in trial_nodes(trial))
 
 
 def load_codelists(directory: Path) -> dict[str, CodeList]:
@@ -260,7 +248,7 @@ def load_trial(path: Path, codelists: Mapping[str, CodeList]) -> LoadedTrial:
         for part in (criterion.applies_when, criterion.rule):
             if part is None:
                 continue
-            for node in _walk(part):
+            for node in walk(part):
                 problem = _check_expression(node, codelists)
                 if problem:
                     raise RulesError(file, problem, criterion=criterion.id, suggestion=_suggestion_for(problem, node, codelists))

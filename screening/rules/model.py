@@ -27,7 +27,8 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from enum import StrEnum
-from typing import Annotated, Literal, Union
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -224,6 +225,24 @@ EXPRESSION_TYPES: tuple[type[_Rule], ...] = (
 
 for _model in (AllOf, AnyOf, Not, AtLeast):
     _model.model_rebuild()
+
+
+def walk(expr: Any) -> Iterator[Any]:
+    """Every node of an expression, parents before children."""
+    yield expr
+    if isinstance(expr, (AllOf, AnyOf, AtLeast)):
+        for child in expr.of:
+            yield from walk(child)
+    elif isinstance(expr, Not):
+        yield from walk(expr.of)
+
+
+def trial_nodes(trial: Trial) -> Iterator[Any]:
+    """Every node of every criterion's rule and applicability, in file order."""
+    for criterion in trial.criteria:
+        for expr in (criterion.applies_when, criterion.rule):
+            if expr is not None:
+                yield from walk(expr)
 
 
 class Criterion(_Rule):
