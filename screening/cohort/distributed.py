@@ -8,8 +8,7 @@
     results.to_parquet("results/")                   # one row per patient and trial
 
 Each worker receives the rule set once per task graph (rules are plain data; compiled evaluators
-are rebuilt per process), maps rows to profiles and runs the vectorized evaluator on its
-partition. Results are identical to the in-process run, row order within a partition included.
+are rebuilt per process) and screens its partition as one flat table chunk. Results are identical to the in-process run, row order within a partition included.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import dask.dataframe as dd
 import pandas as pd
 
 from ..rules.loader import RuleSet
-from .flat import row_to_profile
 from .run import COLUMNS, screen_cohort
 
 META = pd.DataFrame({column: pd.Series(dtype=object) for column in COLUMNS})
@@ -29,10 +27,9 @@ META = pd.DataFrame({column: pd.Series(dtype=object) for column in COLUMNS})
 
 def screen_frame(frame: pd.DataFrame, rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None) -> pd.DataFrame:
     """Screen one pandas frame of flat cohort rows (a Dask partition)."""
-    profiles = [row_to_profile(record) for record in frame.to_dict("records")]
-    if not profiles:
+    if frame.empty:
         return META.copy()
-    results = pd.concat(list(screen_cohort([profiles], rules, as_of, list(trials) if trials else None)), ignore_index=True)
+    results = pd.concat(list(screen_cohort([frame], rules, as_of, list(trials) if trials else None)), ignore_index=True)
     return results.astype(object)
 
 

@@ -37,8 +37,15 @@ _ATC = re.compile(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$")
 _SCALARS = ("birth_date", "sex", "consent", "pregnant", "lactating", "childbearing_potential")
 
 
+def blank(value: Any) -> bool:
+    """An empty cell: missing (None, NaN, NA) or a string of only whitespace."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
 def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and value != value) and value is not pd.NA
+    return not blank(value)
 
 
 def _items(value: Any) -> list[str] | None:

@@ -1,5 +1,6 @@
-"""Read a cohort from a flat table (CSV/Parquet), a folder of long tables, or NDJSON profiles, as
-chunks of profile dicts (validated later, one row at a time, so a bad row does not stop the run)."""
+"""Read a cohort in chunks: a flat table (CSV/Parquet) as pandas frames of its columns, a folder of
+long tables or NDJSON profiles as lists of profile dicts. Nothing is validated here: screening
+validates each row, so a bad row does not stop the run."""
 
 from __future__ import annotations
 
@@ -9,22 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
-from .flat import row_to_profile
 from .long import read_long
 
 
-def _flat_chunks(frames: Iterator[pd.DataFrame]) -> Iterator[list[dict[str, Any]]]:
-    for frame in frames:
-        yield [row_to_profile(record) for record in frame.to_dict("records")]
-
-
-def read_cohort(path: str | Path, chunk_size: int = 10_000) -> Iterator[list[dict[str, Any]]]:
-    """Chunks of profile dicts from ``path``: ``.csv``/``.parquet`` (flat table), ``.ndjson``/
-    ``.jsonl`` (one profile per line) or a folder of long tables. A line that is not JSON yields
-    an error marker dict ``{"__error__": ...}`` in its place, so rows out == rows in."""
+def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.DataFrame | list[dict[str, Any]]]:
+    """Chunks of ``path`` for :func:`screening.cohort.screen_cohort`: frames of a ``.csv`` or
+    ``.parquet`` flat table, lists of profile dicts from ``.ndjson``/``.jsonl`` (one profile per
+    line) or a folder of long tables. A line that is not JSON yields an error marker dict
+    ``{"__error__": ...}`` in its place, so rows out == rows in."""
     path = Path(path)
     if path.is_dir():
         profiles = read_long(path)
@@ -34,10 +31,13 @@ def read_cohort(path: str | Path, chunk_size: int = 10_000) -> Iterator[list[dic
     suffix = path.suffix.lower()
     if suffix == ".csv":
         # only an empty cell is missing: "None", "NA" or "null" are values (a patient id, a "none")
-        yield from _flat_chunks(pd.read_csv(path, dtype=str, chunksize=chunk_size, keep_default_na=False, na_values=[""]))
+        yield from pd.read_csv(path, dtype=str, chunksize=chunk_size, keep_default_na=False, na_values=[""])
     elif suffix == ".parquet":
-        batches = pq.ParquetFile(path).iter_batches(batch_size=chunk_size)
-        yield from _flat_chunks(batch.to_pandas() for batch in batches)
+        schema = pq.read_schema(path)
+        text = [f.name for f in schema if f.name != "id" and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+        # text columns as dictionaries: each distinct value is parsed once (screening/cohort/cells.py)
+        for batch in pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=chunk_size):
+            yield batch.to_pandas()
     elif suffix in (".ndjson", ".jsonl"):
         chunk: list[dict[str, Any]] = []
         with path.open(encoding="utf-8") as handle:

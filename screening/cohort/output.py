@@ -12,6 +12,15 @@ import pyarrow.parquet as pq
 from ..errors import ScreeningError
 
 
+def _strings(column: pd.Series) -> pa.Array:
+    """A result column as Arrow strings (a categorical one without converting row by row)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = column.cat.codes.to_numpy()
+        categories = pa.array([str(c) for c in column.cat.categories], type=pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), categories).cast(pa.string())
+    return pa.array(column.astype("str"), type=pa.string(), from_pandas=True)
+
+
 class ResultWriter:
     """Appends result frames to ``path`` without holding the whole cohort in memory."""
 
@@ -27,7 +36,7 @@ class ResultWriter:
         if self.format == "csv":
             frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started, index=False)
         else:
-            table = pa.Table.from_pandas(frame.astype(str), preserve_index=False)
+            table = pa.table({name: _strings(frame[name]) for name in frame.columns})
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(self.path, table.schema)
             self._parquet.write_table(table)

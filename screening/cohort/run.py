@@ -1,9 +1,14 @@
 """Screen a cohort chunk by chunk with the vectorized evaluator.
 
+A chunk is a flat table (a pandas frame of :mod:`screening.cohort.flat` columns) or a list of
+profile dicts (NDJSON, long tables, FHIR bulk export). A flat table is read column-wise
+(:mod:`screening.cohort.cells`, :mod:`screening.cohort.columnar`); its rows that the column-wise
+reading does not accept, and every profile dict, go through the profile model and the reference
+fact resolver one at a time. Both give the same fact columns, evaluated together.
+
 Every input row gives one output row per trial, in input order (rows out == rows in x trials): a
 row that cannot be evaluated (invalid profile, unconvertible unit, impossible date) gets verdict
-``error`` and the reason, and the run goes on. The missing data of undetermined rows comes from
-the reference evaluator, run only on their unknown criteria.
+``error`` and the reason, and the run goes on.
 """
 
 from __future__ import annotations
@@ -14,18 +19,23 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from ..errors import ScreeningError
-from ..evaluators.explain import evaluate_criterion
-from ..evaluators.flat import flatten
-from ..evaluators.vectorized import compile_trial, frame_of, verdicts
+from ..evaluators.vectorized import VERDICTS, FactColumns, VectorTrial, compile_trial, group_rows, missing_masks, row_facts, trial_rows
 from ..facts.resolve import PatientFacts
-from ..logic import Outcome, Verdict
+from ..logic import Verdict
 from ..patient.io import parse_patient
+from ..patient.model import PatientProfile
 from ..rules.loader import RuleSet
+from .cells import read_chunk
+from .columnar import fact_columns
+from .flat import row_to_profile
 
 COLUMNS = ["patient_id", "trial_id", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
+Chunk = pd.DataFrame | list[dict[str, Any]]
 
 
 @dataclass
@@ -37,8 +47,9 @@ class CohortSummary:
     verdicts: dict[str, Counter] = field(default_factory=dict)
 
     def add(self, frame: pd.DataFrame) -> None:
-        for trial_id, counts in frame.groupby("trial_id", sort=True)["verdict"].value_counts().groupby(level=0):
-            self.verdicts.setdefault(str(trial_id), Counter()).update({v: int(n) for (_, v), n in counts.items()})
+        counts = frame.groupby(["trial_id", "verdict"], observed=True).size()
+        for (trial_id, verdict), n in counts.items():
+            self.verdicts.setdefault(str(trial_id), Counter())[str(verdict)] += int(n)
 
 
 def _patient_id(data: Any) -> str:
@@ -46,71 +57,137 @@ def _patient_id(data: Any) -> str:
 
 
 def screen_cohort(
-    chunks: Iterable[list[dict[str, Any]]], rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None,
-    summary: CohortSummary | None = None,
+    chunks: Iterable[Chunk], rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None, summary: CohortSummary | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Result frames (columns :data:`COLUMNS`), one per input chunk."""
     selected = sorted(set(trials)) if trials is not None else list(rules.trials)
-    compiled = {trial_id: compile_trial(rules.trials[trial_id]) for trial_id in selected}
+    compiled = [compile_trial(rules.trials[trial_id]) for trial_id in selected]
     summary = summary if summary is not None else CohortSummary()
     for chunk in chunks:
-        profiles, invalid = {}, {}
-        for index, data in enumerate(chunk):
-            if isinstance(data, dict) and "__error__" in data:
-                invalid[index] = data["__error__"]
-                continue
-            try:
-                profiles[index] = parse_patient(data)
-            except ScreeningError as exc:
-                invalid[index] = str(exc)
-        rows: list[dict[str, Any]] = []
-        for trial_id in selected:
-            rows.extend(_screen_trial(compiled[trial_id], rules, as_of, chunk, profiles, invalid))
-        frame = pd.DataFrame(rows, columns=COLUMNS)
-        frame["_order"] = [r["_order"] for r in rows]
-        frame = frame.sort_values(["_order", "trial_id"], kind="stable").drop(columns="_order").reset_index(drop=True)
-        summary.rows += len(chunk)
-        summary.errors += len({r["_order"] for r in rows if r["verdict"] == "error"})
+        batch = _TableBatch(chunk, rules, as_of) if isinstance(chunk, pd.DataFrame) else _ProfileBatch(chunk, rules, as_of)
+        per_trial = [_trial_frame(trial, batch) for trial in compiled]
+        frame = _interleave(per_trial, batch.rows)
+        summary.rows += batch.rows
+        summary.errors += len(set().union(*(batch.errors(trial) for trial in compiled))) if compiled else 0
         summary.add(frame)
         yield frame
 
 
-def _screen_trial(compiled, rules: RuleSet, as_of: dt.date, chunk, profiles, invalid) -> list[dict[str, Any]]:
-    loaded = compiled.loaded
-    trial_id = loaded.trial.id
-    errors = dict(invalid)
-    records, facts_by_row = {}, {}
-    for index, profile in profiles.items():
+class _ProfileBatch:
+    """Profile dicts, each validated and resolved on its own."""
+
+    def __init__(self, chunk: list[dict[str, Any]], rules: RuleSet, as_of: dt.date):
+        self.rules, self.as_of, self.rows = rules, as_of, len(chunk)
+        self.patient_ids = pd.array([_patient_id(data) for data in chunk], dtype="str")
+        self.profiles: dict[int, PatientProfile] = {}
+        self.invalid: dict[int, str] = {}
+        for index, data in enumerate(chunk):
+            if isinstance(data, dict) and "__error__" in data:
+                self.invalid[index] = data["__error__"]
+                continue
+            try:
+                self.profiles[index] = parse_patient(data)
+            except ScreeningError as exc:
+                self.invalid[index] = str(exc)
+        self._errors: dict[str, dict[int, str]] = {}
+
+    def errors(self, trial: VectorTrial) -> dict[int, str]:
+        return self._errors[trial.loaded.trial.id]
+
+    def facts(self, trial: VectorTrial) -> FactColumns:
+        facts, errors = _resolved(trial, self.profiles, self.rules, self.as_of)
+        self._errors[trial.loaded.trial.id] = {**self.invalid, **errors}
+        columns = FactColumns(self.rows, {k: np.full(self.rows, np.nan) for k in facts.columns},
+                              {k: (np.full(self.rows, -1), []) for k in facts.missing}, facts.imprecise)
+        columns.put(np.array(sorted(set(self.profiles) - set(errors)), dtype=np.int64), facts)
+        return columns
+
+
+def _resolved(trial: VectorTrial, profiles: dict[int, PatientProfile], rules: RuleSet, as_of: dt.date) -> tuple[FactColumns, dict[int, str]]:
+    """Fact columns of the profiles the resolver accepts (in index order), and the others' errors."""
+    resolved, errors = [], {}
+    for index in sorted(profiles):
         try:
-            facts = PatientFacts(profile, as_of, loaded.trial.defaults, rules.codelists)
-            records[index] = flatten(compiled.leaves, facts)
-            facts_by_row[index] = facts
+            resolved.append(PatientFacts(profiles[index], as_of, trial.loaded.trial.defaults, rules.codelists))
         except ScreeningError as exc:
             errors[index] = str(exc)
-    order = sorted(records)
-    outcomes = compiled.outcomes(frame_of(records))
-    decided = verdicts(loaded, outcomes)
-    criteria = {c.id: c for c in loaded.trial.criteria}
-    ids = list(outcomes.columns)
-    position = {index: i for i, index in enumerate(order)}
-    matrix = outcomes.astype(object).to_numpy()
-    verdict_values, deciding_values, unknown_values = (decided[c].astype(object).to_numpy() for c in ("verdict", "deciding", "unknown"))
-    rows = []
-    for index in range(len(chunk)):
-        row: dict[str, Any] = {"_order": index, "patient_id": _patient_id(chunk[index]), "trial_id": trial_id}
-        if index in errors:
-            row.update(verdict="error", deciding="", unknown="", missing="", criteria="", error=errors[index])
+    return row_facts(trial, resolved), errors
+
+
+class _TableBatch:
+    """A flat table chunk: read column-wise; rows that reading refuses take the profile path."""
+
+    def __init__(self, table: pd.DataFrame, rules: RuleSet, as_of: dt.date):
+        self.rules, self.as_of, self.rows = rules, as_of, len(table)
+        self.chunk = read_chunk(table, as_of)
+        self.patient_ids = self.chunk.patient_ids
+        self.refused = np.flatnonzero(~self.chunk.ok)
+        refused_rows = table.iloc[self.refused].to_dict("records") if len(self.refused) else []
+        self.fallback = _ProfileBatch([row_to_profile(row) for row in refused_rows], rules, as_of)
+        self._errors: dict[str, dict[int, str]] = {}
+
+    def errors(self, trial: VectorTrial) -> dict[int, str]:
+        return self._errors[trial.loaded.trial.id]
+
+    def facts(self, trial: VectorTrial) -> FactColumns:
+        columns = fact_columns(trial, self.chunk, self.rules.codelists)
+        columns.put(self.refused, self.fallback.facts(trial))
+        self._errors[trial.loaded.trial.id] = {int(self.refused[i]): message for i, message in self.fallback.errors(trial).items()}
+        return columns
+
+
+def _categorical(values: pd.Categorical | np.ndarray, overrides: dict[int, str] | None = None) -> pd.Categorical:
+    """``values`` as a categorical of strings, with rows replaced by ``overrides``."""
+    categorical = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
+    if not overrides:
+        return categorical
+    new = sorted(set(overrides.values()) - set(categorical.categories))
+    categorical = categorical.add_categories(new) if new else categorical.copy()
+    codes = categorical.codes.copy()
+    lookup = {c: i for i, c in enumerate(categorical.categories)}
+    for row, value in overrides.items():
+        codes[row] = lookup[value]
+    return pd.Categorical.from_codes(codes, dtype=categorical.dtype)
+
+
+def _trial_frame(trial: VectorTrial, batch: _TableBatch | _ProfileBatch) -> pd.DataFrame:
+    facts = batch.facts(trial)
+    errors = batch.errors(trial)
+    codes = trial.outcome_codes(facts)
+    rows = trial_rows(trial.loaded, codes)
+    missing = np.full(batch.rows, "", dtype=object)
+    undetermined = np.asarray(rows["verdict"] == Verdict.UNDETERMINED.value)
+    undetermined[list(errors)] = False
+    at = np.flatnonzero(undetermined)
+    if len(at):
+        masks, vocabulary = missing_masks(trial, facts.take(at), codes[at])
+        inverse, first = group_rows(masks.T)
+        missing[at] = np.array([";".join(vocabulary.decode(masks[row])) for row in first], dtype=object)[inverse]
+    blank = {row: "" for row in errors}
+    return pd.DataFrame({
+        "patient_id": batch.patient_ids,
+        "trial_id": pd.Categorical([trial.loaded.trial.id] * batch.rows),
+        "verdict": _categorical(rows["verdict"], {row: "error" for row in errors}),
+        "deciding": _categorical(rows["deciding"], blank),
+        "unknown": _categorical(rows["unknown"], blank),
+        "missing": _categorical(missing, blank),
+        "criteria": _categorical(rows["criteria"], blank),
+        "error": _categorical(np.full(batch.rows, "", dtype=object), errors),
+    })
+
+
+def _interleave(frames: list[pd.DataFrame], rows: int) -> pd.DataFrame:
+    """One frame, row by row and trial by trial within a row (input order kept)."""
+    if len(frames) == 1:
+        return frames[0]
+    if not frames:
+        return pd.DataFrame({c: pd.Categorical([]) for c in COLUMNS})
+    order = (np.arange(rows)[:, None] + rows * np.arange(len(frames))[None, :]).reshape(-1)
+    columns = {}
+    for column in COLUMNS:
+        parts = [f[column].array for f in frames]
+        if all(isinstance(part, pd.Categorical) for part in parts):
+            columns[column] = union_categoricals(parts, ignore_order=True).take(order)
         else:
-            at = position[index]
-            verdict = verdict_values[at]
-            missing = ""
-            if verdict == Verdict.UNDETERMINED.value:
-                unknown = [cid for cid, value in zip(ids, matrix[at]) if value == Outcome.UNKNOWN.value]
-                items = {m for cid in unknown for m in evaluate_criterion(criteria[cid], facts_by_row[index]).missing}
-                missing = ";".join(sorted(items))
-            row.update(
-                verdict=verdict, deciding=deciding_values[at], unknown=unknown_values[at], missing=missing,
-                criteria=";".join(f"{cid}={value}" for cid, value in zip(ids, matrix[at])), error="",
-            )
-        rows.append(row)
-    return rows
+            columns[column] = pd.array(np.concatenate([np.asarray(part, dtype=object) for part in parts])[order], dtype="str")
+    return pd.DataFrame(columns)

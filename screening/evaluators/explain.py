@@ -130,6 +130,11 @@ def _describe_number(label: str, interval: Interval, unit: str | None, missing: 
     return f"{label} is between {low} and {high}{unit_text}"
 
 
+def imprecise(label: str) -> str:
+    """What a number test misses when the fact is known, but not precisely enough to decide it."""
+    return f"a more precise {label} result (the one recorded is censored or conflicting)"
+
+
 def _number_test(fact_name: str, within, accepted: Interval, negate: bool, wanted: str, facts: PatientFacts) -> NodeResult:
     spec = FACTS[fact_name]
     fact = facts.number(fact_name, within)
@@ -138,7 +143,7 @@ def _number_test(fact_name: str, within, accepted: Interval, negate: bool, wante
         value = logic.not_(value)
     verb = {True: "meets", False: "does not meet", None: "cannot be checked against"}[value]
     reason = f"{_describe_number(fact.label, fact.interval, fact.unit, bool(fact.missing))}, which {verb} {wanted}"
-    missing = (fact.missing or (f"a more precise {fact.label} result (the one recorded is censored or conflicting)",)) if value is None else ()
+    missing = (fact.missing or (imprecise(fact.label),)) if value is None else ()
     return NodeResult(value, fact.evidence, missing, reason)
 
 

@@ -82,6 +82,15 @@ FLATTENERS: dict[type, Flattener] = {
 }
 
 
+def leaf_keys(node: Any, key: str) -> tuple[str, ...]:
+    """Every key a leaf's flat facts may hold (a record holds a subset)."""
+    if isinstance(node, (Compare, Range)):
+        return (f"{key}_lo", f"{key}_hi") if FACTS[node.fact].integer else (f"{key}_lo", f"{key}_lox", f"{key}_hi", f"{key}_hix")
+    if isinstance(node, Is):
+        return tuple(f"{key}_{i}" for i in range(len(FACTS[node.fact].values)))
+    return (key,)
+
+
 def flatten(leaves: tuple[tuple[Any, str], ...], facts: PatientFacts) -> dict[str, float]:
     """The flat record of one patient for the given leaves."""
     record: dict[str, float] = {}

@@ -1,18 +1,21 @@
-"""The vectorized evaluator: trial rules compiled to column operations over a frame of flat facts.
+"""The vectorized evaluator: trial rules compiled to column operations over flat facts.
 
-A cohort becomes one frame per trial, a row per patient and a column per flat-fact key
-(:mod:`screening.evaluators.flat`; NaN where a key is absent). Leaves evaluate their (true, false)
-conditions (:func:`screening.evaluators.conditions.leaf_conditions`, the same ones durable_rules
-receives) over the columns into pandas' nullable ``boolean`` arrays, where NA is unknown; the
-connectives are pandas' Kleene ``&``, ``|`` and ``~`` (:data:`HANDLERS`, one per rule node class).
-Unknown is collapsed in one place only, :func:`verdicts`.
+A batch of patients becomes :class:`FactColumns`: an array per flat-fact key
+(:mod:`screening.evaluators.flat`; NaN where a key is absent) and, per leaf, what the leaf
+misses where it is unknown. Leaves evaluate their (true, false) conditions
+(:func:`screening.evaluators.conditions.leaf_conditions`, the same ones durable_rules receives)
+over the columns into pandas' nullable ``boolean`` arrays, where NA is unknown; the connectives
+are pandas' Kleene ``&``, ``|`` and ``~`` (:data:`HANDLERS`, one per rule node class). Outcomes
+are small integer codes (:data:`OUTCOMES` order); unknown is collapsed in one place only,
+:func:`trial_rows`. The missing data of a row follows the reference's rule: what the unknown
+leaves under unknown nodes of its unknown criteria miss (:func:`missing_masks`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,43 +45,69 @@ from ..rules.model import (
     trial_nodes,
 )
 from .conditions import Cond, leaf_conditions
-from .explain import explained_trial
-from .flat import LEAF_PREFIX, Slots, flatten
+from .explain import evaluate as explain_node
+from .explain import explained_trial, imprecise
+from .flat import LEAF_PREFIX, Slots, flatten, leaf_keys
 
 # Rule node kinds this evaluator cannot express, with the reason. Empty: every kind is vectorized.
 UNSUPPORTED: dict[type, str] = {}
 
 OUTCOMES = pd.CategoricalDtype([o.value for o in Outcome])
 VERDICTS = pd.CategoricalDtype([v.value for v in Verdict] + ["error"])
+CODE = {o: np.int8(i) for i, o in enumerate(Outcome)}
 
-Handler = Callable[[Any, Slots, pd.DataFrame], pd.arrays.BooleanArray]
+
+@dataclass
+class FactColumns:
+    """Flat facts of a batch of rows: a float array per key (NaN: absent) and, per leaf key, the
+    items the leaf misses where it is unknown (per row a code into a list of item tuples, -1:
+    none). ``imprecise`` names the number leaves, whose unknown rows with no missing item miss
+    a more precise result (:func:`screening.evaluators.explain.imprecise`)."""
+
+    rows: int
+    columns: dict[str, np.ndarray]
+    missing: dict[str, tuple[np.ndarray, list[tuple[str, ...]]]] = field(default_factory=dict)
+    imprecise: dict[str, str] = field(default_factory=dict)
+
+    def column(self, key: str) -> np.ndarray:
+        found = self.columns.get(key)
+        return np.full(self.rows, np.nan) if found is None else found
+
+    def take(self, at: np.ndarray) -> FactColumns:
+        return FactColumns(len(at), {k: v[at] for k, v in self.columns.items()},
+                           {k: (codes[at], items) for k, (codes, items) in self.missing.items()}, dict(self.imprecise))
+
+    def put(self, at: np.ndarray, other: FactColumns) -> None:
+        """Overwrite rows ``at`` with the rows of ``other`` (same leaves)."""
+        for key, values in self.columns.items():
+            values[at] = other.column(key)
+        for key, (codes, items) in self.missing.items():
+            other_codes, other_items = other.missing.get(key, (np.full(other.rows, -1), []))
+            codes[at] = np.where(other_codes >= 0, other_codes + len(items), -1)
+            items.extend(other_items)
 
 
-def _column(frame: pd.DataFrame, key: str) -> np.ndarray:
-    if key not in frame:
-        return np.full(len(frame), np.nan)
-    return frame[key].to_numpy(dtype=float, na_value=np.nan)
-
+Handler = Callable[[Any, Slots, FactColumns], pd.arrays.BooleanArray]
 
 _COMPARE = {"lt": np.less, "lte": np.less_equal, "gt": np.greater, "gte": np.greater_equal, "eq": np.equal}
 
 
-def holds(cond: Cond, frame: pd.DataFrame) -> np.ndarray:
+def holds(cond: Cond, facts: FactColumns) -> np.ndarray:
     """Rows where ``cond`` surely holds (a comparison on an absent key does not)."""
     kind = cond[0]
     if kind == "true":
-        return np.ones(len(frame), dtype=bool)
+        return np.ones(facts.rows, dtype=bool)
     if kind == "false":
-        return np.zeros(len(frame), dtype=bool)
+        return np.zeros(facts.rows, dtype=bool)
     if kind in ("ex", "nex"):
-        present = ~np.isnan(_column(frame, cond[1]))
+        present = ~np.isnan(facts.column(cond[1]))
         return present if kind == "ex" else ~present
     if kind == "and":
-        return np.logical_and.reduce([holds(c, frame) for c in cond[1]])
+        return np.logical_and.reduce([holds(c, facts) for c in cond[1]])
     if kind == "or":
-        return np.logical_or.reduce([holds(c, frame) for c in cond[1]])
+        return np.logical_or.reduce([holds(c, facts) for c in cond[1]])
     _, op, key, value = cond
-    values = _column(frame, key)
+    values = facts.column(key)
     if op == "neq":
         return ~np.isnan(values) & (values != value)
     return _COMPARE[op](values, value)  # NaN compares false
@@ -89,39 +118,39 @@ def truth(true: np.ndarray, false: np.ndarray) -> pd.arrays.BooleanArray:
     return pd.arrays.BooleanArray(true.copy(), ~(true | false))
 
 
-def evaluate(node: Any, slots: Slots, frame: pd.DataFrame) -> pd.arrays.BooleanArray:
+def evaluate(node: Any, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
     try:
         handler = HANDLERS[type(node)]
     except KeyError:
         raise EvaluatorGap(f"the vectorized evaluator has no handler for {type(node).__name__}") from None
-    return handler(node, slots, frame)
+    return handler(node, slots, facts)
 
 
-def _leaf(node: Any, slots: Slots, frame: pd.DataFrame) -> pd.arrays.BooleanArray:
+def _leaf(node: Any, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
     true, false = leaf_conditions(node, slots.key(node))
-    return truth(holds(true, frame), holds(false, frame))
+    return truth(holds(true, facts), holds(false, facts))
 
 
-def _all(node: AllOf, slots: Slots, frame: pd.DataFrame) -> pd.arrays.BooleanArray:
-    result = evaluate(node.of[0], slots, frame)
+def _all(node: AllOf, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
+    result = evaluate(node.of[0], slots, facts)
     for child in node.of[1:]:
-        result = result & evaluate(child, slots, frame)
+        result = result & evaluate(child, slots, facts)
     return result
 
 
-def _any(node: AnyOf, slots: Slots, frame: pd.DataFrame) -> pd.arrays.BooleanArray:
-    result = evaluate(node.of[0], slots, frame)
+def _any(node: AnyOf, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
+    result = evaluate(node.of[0], slots, facts)
     for child in node.of[1:]:
-        result = result | evaluate(child, slots, frame)
+        result = result | evaluate(child, slots, facts)
     return result
 
 
-def _not(node: Not, slots: Slots, frame: pd.DataFrame) -> pd.arrays.BooleanArray:
-    return ~evaluate(node.of, slots, frame)
+def _not(node: Not, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
+    return ~evaluate(node.of, slots, facts)
 
 
-def _at_least(node: AtLeast, slots: Slots, frame: pd.DataFrame) -> pd.arrays.BooleanArray:
-    children = [evaluate(child, slots, frame) for child in node.of]
+def _at_least(node: AtLeast, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
+    children = [evaluate(child, slots, facts) for child in node.of]
     true = sum(np.asarray(c.fillna(False), dtype=int) for c in children)
     unknown = sum(np.asarray(c.isna(), dtype=int) for c in children)
     return truth(true >= node.n, true + unknown < node.n)
@@ -143,24 +172,82 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
-def _outcomes(rule: pd.arrays.BooleanArray, applies: pd.arrays.BooleanArray | None, kind: CriterionKind) -> np.ndarray:
-    """Outcome per row, with the applicability rule of :func:`screening.logic.applicable`."""
+def _outcome_codes(rule: pd.arrays.BooleanArray, applies: pd.arrays.BooleanArray | None, kind: CriterionKind) -> np.ndarray:
+    """Outcome code per row, with the applicability rule of :func:`screening.logic.applicable`."""
     known = ~np.asarray(rule.isna())
     value = np.asarray(rule.fillna(False), dtype=bool)
-    decided = np.where(value, Outcome.MET.value, Outcome.NOT_MET.value)
-    outcome = np.where(known, decided, Outcome.UNKNOWN.value).astype(object)
+    outcome = np.where(known, np.where(value, CODE[Outcome.MET], CODE[Outcome.NOT_MET]), CODE[Outcome.UNKNOWN]).astype(np.int8)
     if applies is None:
         return outcome
     applies_known = ~np.asarray(applies.isna())
     applies_true = np.asarray(applies.fillna(False), dtype=bool)
     passing = known & (value == (kind is CriterionKind.INCLUSION))
-    outcome = np.where(applies_known & ~applies_true, Outcome.NOT_APPLICABLE.value, outcome)
-    return np.where(~applies_known & ~passing, Outcome.UNKNOWN.value, outcome)
+    outcome = np.where(applies_known & ~applies_true, CODE[Outcome.NOT_APPLICABLE], outcome)
+    return np.where(~applies_known & ~passing, CODE[Outcome.UNKNOWN], outcome).astype(np.int8)
+
+
+# -- missing data ----------------------------------------------------------------------------------
+
+
+class _Vocabulary:
+    """Missing items as bits: a row's missing data is a bit mask, ``words`` 64-bit words wide."""
+
+    def __init__(self, facts: FactColumns):
+        items = {item for _, entries in facts.missing.values() for entry in entries for item in entry}
+        items |= {imprecise(label) for label in facts.imprecise.values()}
+        self.items = sorted(items)
+        self.bit = {item: i for i, item in enumerate(self.items)}
+        self.words = max(1, -(-len(self.items) // 64))
+
+    def mask(self, entries: Iterable[str]) -> np.ndarray:
+        mask = np.zeros(self.words, dtype=np.uint64)
+        for item in entries:
+            bit = self.bit[item]
+            mask[bit // 64] |= np.uint64(1) << np.uint64(bit % 64)
+        return mask
+
+    def decode(self, mask: np.ndarray) -> tuple[str, ...]:
+        return tuple(item for i, item in enumerate(self.items) if int(mask[i // 64]) >> (i % 64) & 1)
+
+
+def _missing(node: Any, slots: Slots, facts: FactColumns, words: _Vocabulary) -> tuple[pd.arrays.BooleanArray, np.ndarray]:
+    """(truth, missing masks) of a node: what its unknown leaves miss, through unknown nodes only."""
+    if type(node) in LEAF_PREFIX:
+        value = evaluate(node, slots, facts)
+        key = slots.key(node)
+        codes, entries = facts.missing.get(key, (np.full(facts.rows, -1), []))
+        table = np.stack([words.mask(entry) for entry in entries] + [np.zeros(words.words, dtype=np.uint64)])
+        masks = table[codes]
+        unknown = np.asarray(value.isna())
+        if key in facts.imprecise:
+            masks[unknown & (codes < 0)] = words.mask([imprecise(facts.imprecise[key])])
+        masks[~unknown] = 0
+        return value, masks
+    children = [_missing(child, slots, facts, words) for child in (node.of if isinstance(node.of, tuple) else (node.of,))]
+    value = evaluate(node, slots, facts)
+    masks = np.bitwise_or.reduce([m for _, m in children]) if children else np.zeros((facts.rows, words.words), dtype=np.uint64)
+    masks[~np.asarray(value.isna())] = 0
+    return value, masks
+
+
+def missing_masks(compiled: VectorTrial, facts: FactColumns, outcome_codes: np.ndarray) -> tuple[np.ndarray, _Vocabulary]:
+    """Per row, the mask of items its unknown criteria miss (as :func:`evaluate_criterion`)."""
+    words = _Vocabulary(facts)
+    total = np.zeros((facts.rows, words.words), dtype=np.uint64)
+    for i, criterion in enumerate(compiled.loaded.trial.criteria):
+        unknown = outcome_codes[:, i] == CODE[Outcome.UNKNOWN]
+        if not unknown.any():
+            continue
+        _, masks = _missing(criterion.rule, compiled.slots, facts, words)
+        if criterion.applies_when is not None:
+            masks = masks | _missing(criterion.applies_when, compiled.slots, facts, words)[1]
+        total |= np.where(unknown[:, None], masks, np.uint64(0))
+    return total, words
 
 
 @dataclass(frozen=True)
 class VectorTrial:
-    """A trial compiled for frames of flat facts."""
+    """A trial compiled for columns of flat facts."""
 
     loaded: LoadedTrial
     slots: Slots
@@ -169,14 +256,19 @@ class VectorTrial:
     def leaves(self) -> tuple[tuple[Any, str], ...]:
         return self.slots.leaves
 
-    def outcomes(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def outcome_codes(self, facts: FactColumns) -> np.ndarray:
+        """Patients x criteria outcome codes (int8, :data:`OUTCOMES` order)."""
+        matrix = np.empty((facts.rows, len(self.loaded.trial.criteria)), dtype=np.int8)
+        for i, criterion in enumerate(self.loaded.trial.criteria):
+            rule = evaluate(criterion.rule, self.slots, facts)
+            applies = evaluate(criterion.applies_when, self.slots, facts) if criterion.applies_when else None
+            matrix[:, i] = _outcome_codes(rule, applies, criterion.kind)
+        return matrix
+
+    def outcomes(self, facts: FactColumns) -> pd.DataFrame:
         """Patients x criteria outcome matrix (categorical ``met``/``not_met``/``unknown``/``not_applicable``)."""
-        columns = {}
-        for criterion in self.loaded.trial.criteria:
-            rule = evaluate(criterion.rule, self.slots, frame)
-            applies = evaluate(criterion.applies_when, self.slots, frame) if criterion.applies_when else None
-            columns[criterion.id] = pd.Categorical(_outcomes(rule, applies, criterion.kind), dtype=OUTCOMES)
-        return pd.DataFrame(columns, index=frame.index)
+        codes = self.outcome_codes(facts)
+        return pd.DataFrame({c.id: pd.Categorical.from_codes(codes[:, i], dtype=OUTCOMES) for i, c in enumerate(self.loaded.trial.criteria)})
 
 
 def compile_trial(loaded: LoadedTrial) -> VectorTrial:
@@ -187,29 +279,92 @@ def compile_trial(loaded: LoadedTrial) -> VectorTrial:
     return VectorTrial(loaded, slots)
 
 
-def frame_of(records: Mapping[int, dict[str, float]]) -> pd.DataFrame:
-    """The frame of flat facts for rows ``records`` (row label -> flat record; absent keys NaN)."""
-    order = sorted(records)
-    return pd.DataFrame([records[i] for i in order], index=order, dtype=float)
+def row_facts(compiled: VectorTrial, facts: Iterable[PatientFacts]) -> FactColumns:
+    """Fact columns from the reference resolver, one patient at a time (every input kind)."""
+    records, missing = [], []
+    for patient in facts:
+        records.append(flatten(compiled.leaves, patient))
+        missing.append({key: explain_node(node, patient).missing for node, key in compiled.leaves})
+    return frame_of(compiled, records, missing)
+
+
+def frame_of(compiled: VectorTrial, records: list[dict[str, float]], missing: list[dict[str, tuple[str, ...]]] | None = None) -> FactColumns:
+    """Fact columns from flat records (absent keys NaN) and each leaf's missing items per record."""
+    rows = len(records)
+    keys = [k for node, key in compiled.leaves for k in leaf_keys(node, key)]
+    columns = {k: np.array([r.get(k, np.nan) for r in records], dtype=float) for k in keys}
+    coded: dict[str, tuple[np.ndarray, list[tuple[str, ...]]]] = {}
+    for _, key in compiled.leaves:
+        items: list[tuple[str, ...]] = []
+        index: dict[tuple[str, ...], int] = {}
+        codes = np.full(rows, -1, dtype=np.int64)
+        for row, entry in enumerate(missing or ()):
+            found = entry.get(key, ())
+            if found:
+                codes[row] = index.setdefault(found, len(items))
+                if codes[row] == len(items):
+                    items.append(found)
+        coded[key] = (codes, items)
+    return FactColumns(rows, columns, coded)
+
+
+def facts_frame(compiled: VectorTrial, profiles: Iterable[PatientProfile], as_of: dt.date, codelists: Mapping[str, CodeList]) -> FactColumns:
+    """The fact columns of each profile (row order kept)."""
+    defaults = compiled.loaded.trial.defaults
+    return row_facts(compiled, (PatientFacts(p, as_of, defaults, codelists) for p in profiles))
+
+
+def group_rows(keys: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by their values in ``keys`` (equal-length arrays; NaN equals NaN): per row
+    its group's code, and per group the index of its first row."""
+    codes: np.ndarray | None = None
+    for key in keys:
+        part, distinct = pd.factorize(key, use_na_sentinel=False)
+        part = part.astype(np.int64)
+        codes = part if codes is None else pd.factorize(codes * len(distinct) + part)[0].astype(np.int64)
+    if codes is None or not len(codes):
+        return (np.zeros(0 if codes is None else len(codes), dtype=np.int64), np.zeros(0, dtype=np.int64))
+    first = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    return codes, first
+
+
+def _joined(ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return np.array([";".join(ids[row]) for row in rows], dtype=object)
+
+
+def trial_rows(trial: LoadedTrial, codes: np.ndarray) -> dict[str, pd.Categorical]:
+    """Per row: verdict, deciding criteria, unknown criteria and ``id=outcome`` list, computed
+    once per distinct outcome combination."""
+    criteria = trial.trial.criteria
+    ids = np.array([c.id for c in criteria], dtype=object)
+    inverse, first = group_rows(codes.T)
+    distinct = codes[first] if len(codes) else codes
+    failing = np.array([CODE[Outcome.NOT_MET] if c.kind is CriterionKind.INCLUSION else CODE[Outcome.MET] for c in criteria], dtype=np.int8)
+    fails = distinct == failing
+    unknown = distinct == CODE[Outcome.UNKNOWN]
+    verdict = np.where(fails.any(axis=1), Verdict.INELIGIBLE.value, np.where(unknown.any(axis=1), Verdict.UNDETERMINED.value, Verdict.ELIGIBLE.value))
+    names = np.array(OUTCOMES.categories, dtype=object)
+    listed = np.array([";".join(f"{cid}={names[v]}" for cid, v in zip(ids, row)) for row in distinct], dtype=object)
+
+    def gathered(values: np.ndarray) -> pd.Categorical:
+        per_group = pd.Categorical(values)
+        return pd.Categorical.from_codes(per_group.codes[inverse], dtype=per_group.dtype)
+
+    return {
+        "verdict": pd.Categorical.from_codes(pd.Categorical(verdict, dtype=VERDICTS).codes[inverse], dtype=VERDICTS),
+        "deciding": gathered(_joined(ids, fails)),
+        "unknown": gathered(_joined(ids, unknown)),
+        "criteria": gathered(listed),
+    }
 
 
 def verdicts(trial: LoadedTrial, outcomes: pd.DataFrame) -> pd.DataFrame:
     """Verdict per row, the criteria that decided an ineligible one, and the unknown ones."""
-    fails = pd.DataFrame(
-        {c.id: outcomes[c.id] == (Outcome.NOT_MET.value if c.kind is CriterionKind.INCLUSION else Outcome.MET.value) for c in trial.trial.criteria},
-        index=outcomes.index,
-    )
-    unknown = outcomes == Outcome.UNKNOWN.value
-    verdict = np.where(fails.any(axis=1), Verdict.INELIGIBLE.value, np.where(unknown.any(axis=1), Verdict.UNDETERMINED.value, Verdict.ELIGIBLE.value))
-    ids = np.array(list(outcomes.columns), dtype=object)
-    return pd.DataFrame(
-        {
-            "verdict": pd.Categorical(verdict, dtype=VERDICTS),
-            "deciding": [";".join(ids[row]) for row in fails.to_numpy()],
-            "unknown": [";".join(ids[row]) for row in unknown.to_numpy()],
-        },
-        index=outcomes.index,
-    )
+    codes = np.stack([outcomes[c.id].cat.codes.to_numpy(dtype=np.int8) for c in trial.trial.criteria], axis=1) if len(outcomes) else \
+        np.zeros((0, len(trial.trial.criteria)), dtype=np.int8)
+    rows = trial_rows(trial, codes)
+    return pd.DataFrame({k: rows[k] for k in ("verdict", "deciding", "unknown")}, index=outcomes.index)
 
 
 class VectorizedEngine:
@@ -223,8 +378,9 @@ class VectorizedEngine:
     def outcomes(self, profile: PatientProfile, as_of: dt.date, trial_id: str, facts: PatientFacts | None = None) -> dict[str, Outcome]:
         compiled = self.compiled[trial_id]
         facts = facts or PatientFacts(profile, as_of, compiled.loaded.trial.defaults, self.rules.codelists)
-        row = compiled.outcomes(frame_of({0: flatten(compiled.leaves, facts)})).iloc[0]
-        return {criterion_id: Outcome(value) for criterion_id, value in row.items()}
+        codes = compiled.outcome_codes(frame_of(compiled, [flatten(compiled.leaves, facts)]))[0]
+        outcomes = list(Outcome)
+        return {c.id: outcomes[code] for c, code in zip(compiled.loaded.trial.criteria, codes)}
 
     def screen(self, profile: PatientProfile, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
         selected = sorted(set(trial_ids)) if trial_ids is not None else list(self.rules.trials)
@@ -234,9 +390,3 @@ class VectorizedEngine:
             facts = PatientFacts(profile, as_of, loaded.trial.defaults, self.rules.codelists)
             results.append(explained_trial(loaded, facts, self.outcomes(profile, as_of, trial_id, facts), "vectorized"))
         return ScreeningResult(patient_id=profile.id, as_of=as_of, engine_version=__version__, results=tuple(results))
-
-
-def facts_frame(compiled: VectorTrial, profiles: Iterable[PatientProfile], as_of: dt.date, codelists: Mapping[str, CodeList]) -> pd.DataFrame:
-    """The flat facts of each profile as one frame (row order kept)."""
-    defaults = compiled.loaded.trial.defaults
-    return frame_of({i: flatten(compiled.leaves, PatientFacts(p, as_of, defaults, codelists)) for i, p in enumerate(profiles)})

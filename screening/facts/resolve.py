@@ -101,6 +101,54 @@ def _label_window(label: str, window: Window) -> str:
     return f"{label} (last {window.describe()})"
 
 
+def censored(value: float, comparator: Comparator | None) -> Interval:
+    """The interval a (possibly censored) result stands for: ``< 20`` is [0, 20)."""
+    if comparator is None:
+        return Interval.point(value)
+    if comparator in (Comparator.LT, Comparator.LE):
+        return Interval(0.0, value, False, comparator is Comparator.LT)
+    return Interval(value, math.inf, comparator is Comparator.GT, True)
+
+
+def points_range(interval: Interval, score: Callable[[float], int]) -> tuple[int, int]:
+    """Child-Pugh points of an item whose value lies in ``interval``. Points are monotone in the
+    value (rising, or falling for albumin), so the ends of the interval give the ends of the
+    points; an open-ended censored value (e.g. "> 35 g/L") is scored beyond every cut-off."""
+    ends = {score(max(interval.inner_low(), 0.0)), score(interval.inner_high() if math.isfinite(interval.high) else _BEYOND_CUT_OFFS)}
+    return min(ends), max(ends)
+
+
+def meld_corners(name: str, ranges: list[tuple[float, ...]], flags: list[tuple[bool, ...]]) -> tuple[int, int]:
+    """(lowest, highest) ``name`` score over the corners of a box of inputs: one tuple of values
+    per input of :data:`MELD_INPUTS` (one value when known, both ends otherwise), then the
+    possible dialysis flags and, for MELD 3.0, the possible female flags."""
+    values = []
+    for corner in itertools.product(*ranges, *flags):
+        if name == "meld":
+            values.append(meld.meld(*corner[:3], dialysis=corner[3]))
+        elif name == "meld_na":
+            values.append(meld.meld_na(*corner[:4], dialysis=corner[4]))
+        else:
+            values.append(meld.meld_3(*corner[:5], dialysis=corner[5], female=corner[6]))
+    return min(values), max(values)
+
+
+def meld_input(analyte: str, interval: Interval | None) -> tuple[float, ...]:
+    """The values of a MELD input to try: its known value, or the ends of its possible range
+    within the input's domain (:data:`MELD_DOMAIN`); ``None`` when there is no result."""
+    lo_dom, hi_dom = MELD_DOMAIN[analyte]
+    if interval is None:
+        return (lo_dom, hi_dom)
+    lo = max(interval.inner_low(), lo_dom) if math.isfinite(interval.low) else lo_dom
+    hi = min(interval.inner_high(), hi_dom) if math.isfinite(interval.high) else hi_dom
+    return (lo, hi) if lo != hi else (lo,)
+
+
+MELD_DOMAIN = {"bilirubin": (0.01, 1e4), "creatinine": (0.01, 1e4), "inr": (0.01, 1e3), "sodium": (50.0, 250.0), "albumin": (0.1, 20.0)}
+MELD_INPUTS = {"meld": ("bilirubin", "creatinine", "inr"), "meld_na": ("bilirubin", "creatinine", "inr", "sodium"),
+               "meld_3": ("bilirubin", "creatinine", "inr", "sodium", "albumin")}
+
+
 @dataclass
 class PatientFacts:
     profile: PatientProfile
@@ -134,7 +182,7 @@ class PatientFacts:
                 raise UnitError(exc.problem, field=f"{recorded}.unit", patient_id=self.profile.id) from None
             if not math.isfinite(value) or value < 0:
                 raise PatientDataError(f"{analyte.display} cannot be {obs.value} {obs.unit}", field=f"{recorded}.value", patient_id=self.profile.id)
-            interval = self._censored(value, obs.comparator)
+            interval = censored(value, obs.comparator)
             if analyte.name == "prothrombin_time":
                 if obs.control is None:
                     continue
@@ -158,14 +206,6 @@ class PatientFacts:
             labs[analyte.name].append(_Lab(obs.date, interval, ev))
         self._labs = dict(labs)
         self._qualitative = dict(qualitative)
-
-    @staticmethod
-    def _censored(value: float, comparator: Comparator | None) -> Interval:
-        if comparator is None:
-            return Interval.point(value)
-        if comparator in (Comparator.LT, Comparator.LE):
-            return Interval(0.0, value, False, comparator is Comparator.LT)
-        return Interval(value, math.inf, comparator is Comparator.GT, True)
 
     # -- numbers -------------------------------------------------------------------------------
 
@@ -253,11 +293,7 @@ class PatientFacts:
         missing: list[str] = []
         for component, (fact, score) in components.items():
             if fact.evidence:
-                # Points are monotone in the value (rising, or falling for albumin), so the ends of
-                # the value interval give the ends of the points interval; an open-ended censored
-                # value (e.g. "> 35 g/L") is scored at a value beyond every cut-off.
-                ends = {score(max(fact.interval.inner_low(), 0.0)), score(fact.interval.inner_high() if math.isfinite(fact.interval.high) else _BEYOND_CUT_OFFS)}
-                p_low, p_high = min(ends), max(ends)
+                p_low, p_high = points_range(fact.interval, score)
             else:
                 p_low, p_high = 1, 3
                 missing.extend(fact.missing)
@@ -283,26 +319,16 @@ class PatientFacts:
 
     # -- MELD family ---------------------------------------------------------------------------
 
-    _DOMAIN = {"bilirubin": (0.01, 1e4), "creatinine": (0.01, 1e4), "inr": (0.01, 1e3), "sodium": (50.0, 250.0), "albumin": (0.1, 20.0)}
-    _INPUTS = {"meld": ("bilirubin", "creatinine", "inr"), "meld_na": ("bilirubin", "creatinine", "inr", "sodium"),
-               "meld_3": ("bilirubin", "creatinine", "inr", "sodium", "albumin")}
-
     def _meld(self, name: str, within: Window | None) -> NumberFact:
         window = within or self.defaults.lab_within
         ranges: list[tuple[float, ...]] = []
         parts: list[Evidence] = []
         missing: list[str] = []
-        for analyte in self._INPUTS[name]:
+        for analyte in MELD_INPUTS[name]:
             fact = self.lab(analyte, window)
-            lo_dom, hi_dom = self._DOMAIN[analyte]
-            if fact.evidence:
-                lo = max(fact.interval.inner_low(), lo_dom) if math.isfinite(fact.interval.low) else lo_dom
-                hi = min(fact.interval.inner_high(), hi_dom) if math.isfinite(fact.interval.high) else hi_dom
-                ranges.append((lo, hi) if lo != hi else (lo,))
-                parts.extend(fact.evidence)
-            else:
-                ranges.append((lo_dom, hi_dom))
-                missing.extend(fact.missing)
+            ranges.append(meld_input(analyte, fact.interval if fact.evidence else None))
+            parts.extend(fact.evidence)
+            missing.extend(fact.missing)
         dialysis = self.category("dialysis")
         parts.extend(dialysis.evidence)
         missing.extend(dialysis.missing)
@@ -312,15 +338,7 @@ class PatientFacts:
             parts.extend(sex.evidence)
             missing.extend(sex.missing)
             flags.append(tuple(sorted({s == "female" for s in sex.possible})))
-        values = []
-        for corner in itertools.product(*ranges, *flags):
-            if name == "meld":
-                values.append(meld.meld(*corner[:3], dialysis=corner[3]))
-            elif name == "meld_na":
-                values.append(meld.meld_na(*corner[:4], dialysis=corner[4]))
-            else:
-                values.append(meld.meld_3(*corner[:5], dialysis=corner[5], female=corner[6]))
-        low, high = min(values), max(values)
+        low, high = meld_corners(name, ranges, flags)
         label = SCORES[name]
         ev = Evidence(fact=name, label=label, value=low if low == high else None, low=None if low == high else low,
                       high=None if low == high else high, parts=tuple(parts))

@@ -1,0 +1,351 @@
+"""A chunk of the flat cohort table, parsed column by column.
+
+Each column is handled as codes into its distinct values (:class:`Cells`): a value is parsed
+once, however many rows hold it, and the result is gathered back by code. Parsing is strict: a
+value is accepted only in a form the profile model accepts with the same meaning (``1.5``, an
+ISO date, a code list item that validates as a :class:`~screening.patient.model.Condition`...).
+A row with any value not accepted here is not "ok": it goes through the per-row path
+(:func:`screening.cohort.flat.row_to_profile` and the profile model), which either reads it or
+names the field in error. So the column-wise reading never accepts what the per-row reading
+refuses, and ``tests/test_columnar.py`` checks both give the same facts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import numbers
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from ..clinical.analytes import ANALYTES
+from ..clinical.units import to_canonical
+from ..errors import UnitError
+from ..facts.intervals import Interval
+from ..facts.resolve import censored
+from ..patient.model import (
+    _ASSESSMENT_MAX,
+    AssessmentName,
+    Comparator,
+    Condition,
+    ConsentStatus,
+    ImagingFinding,
+    Medication,
+    Procedure,
+    QualitativeResult,
+    Sex,
+)
+from .flat import _ATC, ASSESSMENTS, NUMERIC_LABS, QUALITATIVE_LABS, _items, blank
+
+INVALID = object()  # a value the column-wise reading does not accept (the row takes the per-row path)
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_GRADE = re.compile(r"^\d+$")
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One column of a chunk: per row, a code into ``values`` (its distinct non-empty values), or
+    -1 for an empty cell."""
+
+    codes: np.ndarray
+    values: list[Any]
+
+    @classmethod
+    def of(cls, series: pd.Series | None, rows: int) -> Cells:
+        if series is None:
+            return cls(np.full(rows, -1, dtype=np.int64), [])
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            codes, values = series.cat.codes.to_numpy(dtype=np.int64), list(series.cat.categories)
+        else:
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+            codes, values = codes.astype(np.int64), list(uniques)
+        empty = np.fromiter((blank(v) for v in values), dtype=bool, count=len(values))
+        if empty.any():
+            codes = np.where(np.append(empty, True)[codes], -1, codes)
+        return cls(codes, values)
+
+    @property
+    def present(self) -> np.ndarray:
+        return self.codes >= 0
+
+    def parse(self, parse: Callable[[Any], Any]) -> tuple[list[Any], np.ndarray]:
+        """``parse`` applied to each distinct value, and the rows whose value it refused."""
+        parsed = [parse(v) for v in self.values]
+        refused = np.array([p is INVALID for p in parsed] + [False], dtype=bool)
+        return parsed, refused[self.codes]
+
+    def gather(self, parsed: list[Any], missing: Any, dtype: Any = object) -> np.ndarray:
+        """Per row, the parsed value of its cell (``missing`` for an empty or refused one)."""
+        table = np.array([missing if p is INVALID else p for p in parsed] + [missing], dtype=dtype)
+        return table[self.codes]
+
+
+# -- value parsers: a Python value, or INVALID ------------------------------------------------------
+
+
+def parse_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (str, numbers.Real)):
+        return INVALID
+    if isinstance(value, str):
+        if not _NUMBER.match(value):
+            return INVALID
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else INVALID
+
+
+def parse_day(value: Any) -> Any:
+    """A date written ``YYYY-MM-DD``, as a day number (``date.toordinal``)."""
+    text = str(value)
+    if not _DATE.match(text):
+        return INVALID
+    try:
+        return dt.date.fromisoformat(text).toordinal()
+    except ValueError:
+        return INVALID
+
+
+def parse_grade(name: str) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool):
+            return INVALID
+        if isinstance(value, str):
+            grade = int(value) if _GRADE.match(value) else None
+        elif isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer()):
+            grade = int(value)
+        else:
+            grade = None
+        return grade if grade is not None and 0 <= grade <= _ASSESSMENT_MAX[AssessmentName(name)] else INVALID
+
+    return parse
+
+
+def parse_choice(choices: tuple[str, ...]) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        text = str(value)
+        return text if text in choices else INVALID
+
+    return parse
+
+
+def parse_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _BOOLEANS.get(value.strip().lower(), INVALID)
+    return INVALID
+
+
+def parse_unit(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else INVALID
+
+
+def parse_comparator(value: Any) -> Any:
+    return Comparator(value) if isinstance(value, str) and value in {c.value for c in Comparator} else INVALID
+
+
+def parse_result(value: Any) -> Any:
+    text = str(value).strip().lower()
+    return QualitativeResult(text) if text in {r.value for r in QualitativeResult} else INVALID
+
+
+def _records(build: Callable[[str], Any]) -> Callable[[Any], Any]:
+    """A ``;``-separated list, each item built into a profile model (``none``: the empty list)."""
+
+    def parse(value: Any) -> Any:
+        try:
+            return tuple(build(item) for item in _items(value) or ())
+        except ValidationError:
+            return INVALID
+
+    return parse
+
+
+parse_conditions = _records(lambda code: Condition(icd10=code))
+parse_medications = _records(lambda name: Medication(name=name, atc=name) if _ATC.match(name) else Medication(name=name))
+parse_procedures = _records(lambda kind: Procedure(kind=kind))
+
+
+def parse_findings(value: Any) -> Any:
+    items = _items(value) or ()
+    choices = {f.value for f in ImagingFinding}
+    return tuple(sorted({ImagingFinding(i) for i in items})) if all(i in choices for i in items) else INVALID
+
+
+# -- the chunk ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A parsed column: per row a code into ``values`` (parsed distinct values), -1 for none."""
+
+    codes: np.ndarray
+    values: list[Any]
+
+
+@dataclass
+class Lab:
+    """A numeric lab's result per row, canonical: interval ends (NaN: no result) and its day."""
+
+    low: np.ndarray
+    high: np.ndarray
+    low_open: np.ndarray
+    high_open: np.ndarray
+    day: np.ndarray  # NO_DAY: no result
+    codes: np.ndarray  # per row a code into ``intervals`` (-1: no result)
+    intervals: list[Interval]
+
+
+@dataclass
+class Dated:
+    """A per-row value and the day it was recorded (:data:`NO_DAY` when there is none)."""
+
+    value: Any  # Coded, or a float array (NaN: none)
+    day: np.ndarray
+
+
+@dataclass
+class FlatChunk:
+    """A flat table chunk, read column-wise. ``ok`` marks the rows every cell of which was read
+    here; the other rows' values are meaningless and take the per-row path."""
+
+    rows: int
+    as_of: dt.date
+    patient_ids: np.ndarray
+    ok: np.ndarray
+    age: np.ndarray  # completed years, NaN without a birth date
+    scalars: dict[str, Coded]  # sex, consent, pregnant...
+    records: dict[str, Coded]  # conditions, medications, procedures: tuples of models; -1: not reviewed
+    labs: dict[str, Lab]
+    qualitative: dict[str, Dated]  # Coded results
+    assessments: dict[str, Dated]  # float grades
+    ultrasound: Dated  # Coded findings (a tuple; -1 when not coded) of the one study and its day
+
+
+NO_DAY = np.iinfo(np.int64).max  # "no record": after every screening date
+
+
+def completed_years(birth_day: int, as_of: dt.date) -> int:
+    birth = dt.date.fromordinal(birth_day)
+    return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
+
+
+def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
+    """Read a flat table chunk (:mod:`screening.cohort.flat` columns) column-wise."""
+    rows = len(frame)
+    refused = np.zeros(rows, dtype=bool)
+    cells = lambda name: Cells.of(frame[name] if name in frame.columns else None, rows)  # noqa: E731
+
+    def column(name: str, parse: Callable[[Any], Any], missing: Any = None, dtype: Any = object, read: np.ndarray | None = None,
+               required: bool = False) -> np.ndarray:
+        """Per row, the parsed cell. A refused cell refuses its row, if the row reads it (``read``:
+        rows whose profile uses this column; all by default), as does an empty ``required`` one."""
+        nonlocal refused
+        column_cells = cells(name)
+        parsed, bad = column_cells.parse(parse)
+        if required:
+            bad |= ~column_cells.present
+        refused |= bad if read is None else bad & read
+        return column_cells.gather(parsed, missing, dtype)
+
+    def coded(name: str, parse: Callable[[Any], Any], read: np.ndarray | None = None) -> Coded:
+        nonlocal refused
+        column_cells = cells(name)
+        parsed, bad = column_cells.parse(parse)
+        refused |= bad if read is None else bad & read
+        return Coded(np.where(bad, -1, column_cells.codes), parsed)
+
+    ids = (frame["id"] if "id" in frame.columns else pd.Series([None] * rows, index=frame.index, dtype=object)).astype("str")
+    length = ids.str.strip().str.len().to_numpy(dtype=float, na_value=0)
+    refused |= ~((length >= 1) & (length <= 128))
+    patient_ids = ids.fillna("").array
+
+    as_of_day = as_of.toordinal()
+    birth = column("birth_date", parse_day, missing=-1, dtype=np.int64)
+    refused |= birth > as_of_day  # born after the screening date: the per-row path names it
+    age = np.full(rows, np.nan)
+    known = (birth >= 0) & (birth <= as_of_day)
+    if known.any():
+        days, inverse = np.unique(birth[known], return_inverse=True)
+        age[known] = np.array([completed_years(int(d), as_of) for d in days], dtype=float)[inverse]
+
+    scalars = {
+        "sex": coded("sex", parse_choice(tuple(s.value for s in Sex))),
+        "consent": coded("consent", parse_choice(tuple(c.value for c in ConsentStatus))),
+        **{name: coded(name, parse_bool) for name in ("pregnant", "lactating", "childbearing_potential")},
+    }
+    records = {
+        "conditions": coded("conditions", parse_conditions),
+        "medications": coded("medications", parse_medications),
+        "procedures": coded("procedures", parse_procedures),
+    }
+
+    def day_of(name: str, present: np.ndarray) -> np.ndarray:
+        return np.where(present, column(name, parse_day, missing=NO_DAY, dtype=np.int64, read=present, required=True), NO_DAY)
+
+    labs = {}
+    for name in NUMERIC_LABS:
+        value_cells = cells(name)
+        present = value_cells.present
+        _, bad_value = value_cells.parse(parse_number)
+        units = coded(f"{name}_unit", parse_unit, read=present)
+        comparators = coded(f"{name}_comparator", parse_comparator, read=present)
+        day = day_of(f"{name}_date", present)
+        refused |= bad_value & present
+        labs[name] = _lab(name, value_cells, units, comparators, day, present & ~bad_value, refused)
+
+    qualitative = {}
+    for name in QUALITATIVE_LABS:
+        results = coded(name, parse_result)
+        qualitative[name] = Dated(results, day_of(f"{name}_date", results.codes >= 0))
+
+    assessments = {}
+    for name in ASSESSMENTS:
+        grade_cells = cells(name)
+        grades = column(name, parse_grade(name), missing=np.nan, dtype=float)
+        assessments[name] = Dated(grades, day_of(f"{name}_date", grade_cells.present))
+
+    study = cells("ultrasound_date").present
+    ultrasound = Dated(coded("ultrasound_findings", parse_findings, read=study), day_of("ultrasound_date", study))
+    return FlatChunk(rows, as_of, patient_ids, ~refused, age, scalars, records, labs, qualitative, assessments, ultrasound)
+
+
+def _lab(name: str, values: Cells, units: Coded, comparators: Coded, day: np.ndarray, present: np.ndarray, refused: np.ndarray) -> Lab:
+    """Canonical intervals, converted once per distinct (value, unit, comparator); a result the
+    profile path would refuse (unknown unit, negative value) refuses the row (updated in place)."""
+    from ..evaluators.vectorized import group_rows
+
+    rows = len(present)
+    codes = np.full(rows, -1, dtype=np.int64)
+    intervals: list[Interval] = []
+    at = np.flatnonzero(present)
+    if len(at):
+        groups, first = group_rows([values.codes[at], units.codes[at], comparators.codes[at]])
+        canonical_unit = ANALYTES[name].unit
+        table = []
+        for row in at[first]:
+            value = parse_number(values.values[values.codes[row]])
+            unit = units.values[units.codes[row]] if units.codes[row] >= 0 else canonical_unit
+            comparator = comparators.values[comparators.codes[row]] if comparators.codes[row] >= 0 else None
+            try:
+                canonical = to_canonical(name, value, unit or "1")
+            except UnitError:
+                table.append(-1)
+                continue
+            if not (math.isfinite(canonical) and canonical >= 0):
+                table.append(-1)
+                continue
+            table.append(len(intervals))
+            intervals.append(censored(canonical, comparator))
+        codes[at] = np.array(table, dtype=np.int64)[groups]
+        refused |= present & (codes < 0)
+    ends = np.array([(i.low, i.high, i.low_open, i.high_open) for i in intervals] + [(np.nan, np.nan, False, False)], dtype=float)
+    return Lab(ends[codes, 0], ends[codes, 1], ends[codes, 2].astype(bool), ends[codes, 3].astype(bool), np.where(codes >= 0, day, NO_DAY),
+               codes, intervals)
