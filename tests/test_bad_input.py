@@ -170,8 +170,9 @@ def test_a_unitless_ratio_takes_no_unit(rules, unit):
         screen(patient, rules, as_of=AS_OF)
 
 
-def test_negative_lab_value_names_the_field(rules):
-    patient = parse_patient({**GOOD, "observations": [{"loinc": "1975-2", "value": -2.0, "unit": "mg/dL", "date": "2026-11-01"}]})
+@pytest.mark.parametrize("result", [{"value": -2.0}, {"value": 0.0, "comparator": "<"}])  # "< 0": no value is possible
+def test_impossible_lab_value_names_the_field(rules, result):
+    patient = parse_patient({**GOOD, "observations": [{"loinc": "1975-2", **result, "unit": "mg/dL", "date": "2026-11-01"}]})
     with pytest.raises(PatientDataError) as caught:
         screen(patient, rules, as_of=AS_OF)
     assert caught.value.field == "observations[0].value"

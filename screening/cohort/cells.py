@@ -28,7 +28,7 @@ from ..clinical.analytes import ANALYTES
 from ..clinical.units import to_canonical
 from ..errors import UnitError
 from ..facts.intervals import Interval
-from ..facts.resolve import censored
+from ..facts.resolve import censored, completed_years
 from ..patient.model import (
     _ASSESSMENT_MAX,
     AssessmentName,
@@ -228,13 +228,29 @@ class FlatChunk:
     assessments: dict[str, Dated]  # float grades
     ultrasound: Dated  # Coded findings (a tuple; -1 when not coded) of the one study and its day
 
+    def lab(self, name: str) -> Lab:
+        """The results of a numeric lab (none for every row if the table has no such column)."""
+        if name not in self.labs:
+            rows = self.rows
+            self.labs[name] = Lab(np.full(rows, np.nan), np.full(rows, np.nan), np.zeros(rows, bool), np.zeros(rows, bool),
+                                  np.full(rows, NO_DAY), np.full(rows, -1), [])
+        return self.labs[name]
+
 
 NO_DAY = np.iinfo(np.int64).max  # "no record": after every screening date
 
 
-def completed_years(birth_day: int, as_of: dt.date) -> int:
-    birth = dt.date.fromordinal(birth_day)
-    return as_of.year - birth.year - ((as_of.month, as_of.day) < (birth.month, birth.day))
+def parse_age(as_of: dt.date) -> Callable[[Any], Any]:
+    """Age in completed years on ``as_of`` of a birth date (born after it: refused, so the
+    per-row path names the error)."""
+
+    def parse(value: Any) -> Any:
+        day = parse_day(value)
+        if day is INVALID or day > as_of.toordinal():
+            return INVALID
+        return completed_years(dt.date.fromordinal(day), as_of)
+
+    return parse
 
 
 def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
@@ -265,16 +281,9 @@ def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
     ids = (frame["id"] if "id" in frame.columns else pd.Series([None] * rows, index=frame.index, dtype=object)).astype("str")
     length = ids.str.strip().str.len().to_numpy(dtype=float, na_value=0)
     refused |= ~((length >= 1) & (length <= 128))
-    patient_ids = ids.fillna("").array
+    patient_ids = ids.where(length > 0, "").array  # a blank id is no id
 
-    as_of_day = as_of.toordinal()
-    birth = column("birth_date", parse_day, missing=-1, dtype=np.int64)
-    refused |= birth > as_of_day  # born after the screening date: the per-row path names it
-    age = np.full(rows, np.nan)
-    known = (birth >= 0) & (birth <= as_of_day)
-    if known.any():
-        days, inverse = np.unique(birth[known], return_inverse=True)
-        age[known] = np.array([completed_years(int(d), as_of) for d in days], dtype=float)[inverse]
+    age = column("birth_date", parse_age(as_of), missing=np.nan, dtype=float)
 
     scalars = {
         "sex": coded("sex", parse_choice(tuple(s.value for s in Sex))),
@@ -292,6 +301,8 @@ def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
 
     labs = {}
     for name in NUMERIC_LABS:
+        if name not in frame.columns:
+            continue
         value_cells = cells(name)
         present = value_cells.present
         _, bad_value = value_cells.parse(parse_number)
@@ -339,11 +350,12 @@ def _lab(name: str, values: Cells, units: Coded, comparators: Coded, day: np.nda
             except UnitError:
                 table.append(-1)
                 continue
-            if not (math.isfinite(canonical) and canonical >= 0):
+            interval = censored(canonical, comparator)
+            if not (math.isfinite(canonical) and canonical >= 0) or interval.is_empty():
                 table.append(-1)
                 continue
             table.append(len(intervals))
-            intervals.append(censored(canonical, comparator))
+            intervals.append(interval)
         codes[at] = np.array(table, dtype=np.int64)[groups]
         refused |= present & (codes < 0)
     ends = np.array([(i.low, i.high, i.low_open, i.high_open) for i in intervals] + [(np.nan, np.nan, False, False)], dtype=float)

@@ -36,7 +36,7 @@ from ..patient.model import (
 )
 from ..rules.codelists import CodeList
 from ..rules.model import Compare, Defaults, HasCondition, HasMedication, HasProcedure, ImagingFinding, Is, LabResult, Range, Window
-from .cells import NO_DAY, Coded, FlatChunk, Lab
+from .cells import FlatChunk
 
 _POINTS: dict[str, Callable[[float], int]] = {
     "bilirubin": child_pugh.bilirubin_points,
@@ -81,12 +81,18 @@ class ChunkFacts:
             self._cache[key] = compute()
         return self._cache[key]
 
+    def _inside(self, day: np.ndarray, window: Window) -> np.ndarray:
+        """1 where ``day`` falls in ``window``, else 0 (one array per day column and window)."""
+        return self._cached(("inside", id(day), window), lambda: (_in_window(day, window, self.as_of).astype(np.int64), day))[0]
+
     # -- per distinct value, through the reference resolver ---------------------------------
 
     def _ask(self, keys: list[np.ndarray], profile: Callable[..., dict[str, Any]], ask: Callable[[PatientFacts], Any]) -> tuple[np.ndarray, list[Any]]:
         """``ask`` of the resolver on a profile built from each distinct combination of ``keys``
         (one small-integer array each): (per row a code into the answers, the answers)."""
-        codes, first = group_rows(keys or [np.zeros(self.chunk.rows, dtype=np.int64)])
+        keys = keys or [np.zeros(self.chunk.rows, dtype=np.int64)]
+        # leaves asking about the same columns share one grouping (the arrays live as long as the cache)
+        codes, first = self._cached(("groups", *(id(k) for k in keys)), lambda: (*group_rows(keys), keys))[:2]
         answers = []
         for row in first:
             data = {"id": "-", **profile(*(int(k[row]) for k in keys))}
@@ -114,7 +120,7 @@ class ChunkFacts:
             dated = self.chunk.qualitative.get(node.analyte)
             if dated is None:
                 return self._ask([], lambda: {}, lambda f: f.lab_result(node.analyte, node.result == "positive", node.within))
-            inside = _in_window(dated.day, window, self.as_of).astype(np.int64)
+            inside = self._inside(dated.day, window)
             loinc = ANALYTES[node.analyte].loinc[0]
 
             def observed(code: int, inside: int) -> dict[str, Any]:
@@ -126,7 +132,7 @@ class ChunkFacts:
         if isinstance(node, ImagingFinding):
             window = node.within or self.defaults.imaging_within
             study = self.chunk.ultrasound
-            inside = _in_window(study.day, window, self.as_of).astype(np.int64)
+            inside = self._inside(study.day, window)
 
             def imaged(code: int, inside: int) -> dict[str, Any]:
                 if not inside:
@@ -175,8 +181,7 @@ class ChunkFacts:
     def _lab(self, analyte: str, window: Window) -> _Number:
         info = ANALYTES[analyte]
         rows = self.chunk.rows
-        lab = self.chunk.labs.get(analyte) or Lab(*(np.full(rows, np.nan),) * 2, *(np.zeros(rows, bool),) * 2, np.full(rows, NO_DAY),
-                                                  np.full(rows, -1), [])
+        lab = self.chunk.lab(analyte)
         known = _in_window(lab.day, window, self.as_of) & ~np.isnan(lab.low)
         nan = np.full(rows, np.nan)
         return _Number(info.display, np.where(known, lab.low, nan), np.where(known, lab.high, nan), lab.low_open & known,
@@ -209,7 +214,7 @@ class ChunkFacts:
                 fact = self._lab(component, lab_window)
                 label = _label_window("INR or prothrombin time with control", lab_window) if component == "inr" else fact.items[0][0]
                 known = fact.missing < 0
-                lab = self.chunk.labs[component]
+                lab = self.chunk.lab(component)
                 table = np.array([points_range(i, _POINTS[component]) for i in lab.intervals] + [(1, 3)], dtype=np.int64)
                 p_low = np.where(known, table[lab.codes, 0], 1)
                 p_high = np.where(known, table[lab.codes, 1], 3)
@@ -233,7 +238,7 @@ class ChunkFacts:
 
     def _child_pugh_class(self) -> tuple[np.ndarray, list[CategoryFact]]:
         score = self._child_pugh(None)[0]
-        inverse, first = group_rows([score.low, score.high, score.missing])
+        inverse, first = group_rows([score.low.astype(np.int64), score.high.astype(np.int64), score.missing])
         answers = []
         for low, high, missing in zip(score.low[first], score.high[first], score.missing[first]):
             classes = frozenset(str(child_pugh.child_pugh_class(t)) for t in range(int(low), int(high) + 1))

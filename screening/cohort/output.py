@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,13 +13,14 @@ import pyarrow.parquet as pq
 from ..errors import ScreeningError
 
 
-def _strings(column: pd.Series) -> pa.Array:
-    """A result column as Arrow strings (a categorical one without converting row by row)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy()
-        categories = pa.array([str(c) for c in column.cat.categories], type=pa.string())
-        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), categories).cast(pa.string())
-    return pa.array(column.astype("str"), type=pa.string(), from_pandas=True)
+def _text(column: pd.Series) -> pa.Array:
+    """A result column as Arrow text: a categorical one dictionary-encoded (its codes kept, so
+    repeated texts are not materialized), any other one plain."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return pa.array(column.astype("str"), type=pa.string(), from_pandas=True)
+    codes = column.cat.codes.to_numpy().astype(np.int32)
+    categories = pa.array([str(c) for c in column.cat.categories], type=pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), categories)
 
 
 class ResultWriter:
@@ -36,7 +38,7 @@ class ResultWriter:
         if self.format == "csv":
             frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started, index=False)
         else:
-            table = pa.table({name: _strings(frame[name]) for name in frame.columns})
+            table = pa.table({name: _text(frame[name]) for name in frame.columns})
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(self.path, table.schema)
             self._parquet.write_table(table)

@@ -316,14 +316,33 @@ def facts_frame(compiled: VectorTrial, profiles: Iterable[PatientProfile], as_of
 
 def group_rows(keys: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Rows grouped by their values in ``keys`` (equal-length arrays; NaN equals NaN): per row
-    its group's code, and per group the index of its first row."""
-    codes: np.ndarray | None = None
+    its group's code, and per group the index of its first row. Integer keys are combined
+    arithmetically; others are factorized first."""
+    combined: np.ndarray | None = None
+    span = 1
     for key in keys:
-        part, distinct = pd.factorize(key, use_na_sentinel=False)
-        part = part.astype(np.int64)
-        codes = part if codes is None else pd.factorize(codes * len(distinct) + part)[0].astype(np.int64)
-    if codes is None or not len(codes):
-        return (np.zeros(0 if codes is None else len(codes), dtype=np.int64), np.zeros(0, dtype=np.int64))
+        if key.dtype.kind in "iub":
+            part = key.astype(np.int64)
+            low = int(part.min()) if len(part) else 0
+            part, width = part - low, (int(part.max()) - low + 1 if len(part) else 1)
+        else:
+            part, distinct = pd.factorize(key, use_na_sentinel=False)
+            part, width = part.astype(np.int64), max(len(distinct), 1)
+        if combined is None:
+            combined, span = part, width
+            continue
+        if span * width >= 2**62:  # relabel before the product overflows
+            combined = pd.factorize(combined)[0].astype(np.int64)
+            span = int(combined.max()) + 1 if len(combined) else 1
+        combined, span = combined * width + part, span * width
+    if combined is None or not len(combined):
+        return np.zeros(0 if combined is None else len(combined), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if span <= 4 * len(combined) + 4096:  # dense: relabel through a table, no hashing
+        seen = np.zeros(span, dtype=bool)
+        seen[combined] = True
+        codes = (np.cumsum(seen) - 1)[combined]
+    else:
+        codes = pd.factorize(combined)[0].astype(np.int64)
     first = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
     first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     return codes, first

@@ -183,6 +183,9 @@ class PatientFacts:
             if not math.isfinite(value) or value < 0:
                 raise PatientDataError(f"{analyte.display} cannot be {obs.value} {obs.unit}", field=f"{recorded}.value", patient_id=self.profile.id)
             interval = censored(value, obs.comparator)
+            if interval.is_empty():  # "< 0": no concentration is below zero
+                raise PatientDataError(f"{analyte.display} cannot be {obs.comparator.value}{obs.value} {obs.unit}", field=f"{recorded}.value",
+                                       patient_id=self.profile.id)
             if analyte.name == "prothrombin_time":
                 if obs.control is None:
                     continue
