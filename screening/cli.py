@@ -109,7 +109,7 @@ def screen_cohort_command(
     rules: RulesOption = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
     trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Patients per chunk (bounds memory)")] = 10_000,
+    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Patients per chunk (bounds memory)")] = 100_000,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write report.html and report.md (with charts) into this folder")] = None,
     dask: Annotated[Optional[str], typer.Option("--dask", help="Run on this Dask scheduler (tcp://host:8786), or 'local' for a LocalCluster; flat .csv/.parquet input")] = None,
 ) -> None:

@@ -77,8 +77,10 @@ class Cells:
         return self.codes >= 0
 
     def parse(self, parse: Callable[[Any], Any]) -> tuple[list[Any], np.ndarray]:
-        """``parse`` applied to each distinct value, and the rows whose value it refused."""
-        parsed = [parse(v) for v in self.values]
+        """``parse`` applied to each distinct value some row holds (a Parquet dictionary may
+        hold more), and the rows whose value it refused."""
+        used = np.bincount(self.codes[self.codes >= 0], minlength=len(self.values)) > 0
+        parsed = [parse(v) if u else None for v, u in zip(self.values, used)]
         refused = np.array([p is INVALID for p in parsed] + [False], dtype=bool)
         return parsed, refused[self.codes]
 
@@ -245,10 +247,14 @@ def parse_age(as_of: dt.date) -> Callable[[Any], Any]:
     per-row path names the error)."""
 
     def parse(value: Any) -> Any:
-        day = parse_day(value)
-        if day is INVALID or day > as_of.toordinal():
+        text = str(value)
+        if not _DATE.match(text):
             return INVALID
-        return completed_years(dt.date.fromordinal(day), as_of)
+        try:
+            birth = dt.date.fromisoformat(text)
+        except ValueError:
+            return INVALID
+        return completed_years(birth, as_of) if birth <= as_of else INVALID
 
     return parse
 
