@@ -205,3 +205,15 @@ def test_unreadable_patient_files(tmp_path):
     wrong.write_text(json.dumps({**GOOD, "sex": 3}))
     with pytest.raises(PatientDataError, match=r"wrong.json: patient P: field sex"):
         load_patient(wrong)
+
+
+@pytest.mark.parametrize("score", ["meld", "meld_na", "meld_3"])
+def test_zero_lab_values_give_a_meld_score_not_a_crash(rules, score):
+    """A zero result (implausible, but a valid number) is scored at its input's domain edge."""
+    from screening.facts.resolve import PatientFacts
+
+    zeros = [{"loinc": loinc, "value": 0.0, "unit": unit, "date": "2026-11-01"}
+             for loinc, unit in (("1975-2", "mg/dL"), ("2160-0", "mg/dL"), ("6301-6", "1"), ("2951-2", "mmol/L"), ("1751-7", "g/dL"))]
+    patient = parse_patient({**GOOD, "procedures": [], "observations": zeros})
+    facts = PatientFacts(patient, AS_OF, rules.trials["NCT04357600"].trial.defaults, rules.codelists)
+    assert facts.number(score).interval.is_point

@@ -80,7 +80,7 @@ class Cells:
         """``parse`` applied to each distinct value some row holds (a Parquet dictionary may
         hold more), and the rows whose value it refused."""
         used = np.bincount(self.codes[self.codes >= 0], minlength=len(self.values)) > 0
-        parsed = [parse(v) if u else None for v, u in zip(self.values, used)]
+        parsed = [parse(v) if u else INVALID for v, u in zip(self.values, used)]  # unused: never gathered
         refused = np.array([p is INVALID for p in parsed] + [False], dtype=bool)
         return parsed, refused[self.codes]
 

@@ -134,13 +134,16 @@ def meld_corners(name: str, ranges: list[tuple[float, ...]], flags: list[tuple[b
 
 
 def meld_input(analyte: str, interval: Interval | None) -> tuple[float, ...]:
-    """The values of a MELD input to try: its known value, or the ends of its possible range
-    within the input's domain (:data:`MELD_DOMAIN`); ``None`` when there is no result."""
+    """The values of a MELD input to try: its known value, or the ends of its possible range,
+    within the input's domain (:data:`MELD_DOMAIN`: a value outside it, such as a sodium of 0,
+    is scored at its edge; the scores bound every input more tightly except bilirubin and INR,
+    whose domain ends are beyond any human result); ``interval`` is ``None`` when there is no
+    result."""
     lo_dom, hi_dom = MELD_DOMAIN[analyte]
     if interval is None:
         return (lo_dom, hi_dom)
-    lo = max(interval.inner_low(), lo_dom) if math.isfinite(interval.low) else lo_dom
-    hi = min(interval.inner_high(), hi_dom) if math.isfinite(interval.high) else hi_dom
+    lo = min(max(interval.inner_low(), lo_dom), hi_dom) if math.isfinite(interval.low) else lo_dom
+    hi = max(min(interval.inner_high(), hi_dom), lo_dom) if math.isfinite(interval.high) else hi_dom
     return (lo, hi) if lo != hi else (lo,)
 
 
