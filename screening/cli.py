@@ -112,6 +112,7 @@ def screen_cohort_command(
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Patients per chunk (bounds memory)")] = 100_000,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write report.html and report.md (with charts) into this folder")] = None,
     dask: Annotated[Optional[str], typer.Option("--dask", help="Run on this Dask scheduler (tcp://host:8786), or 'local' for a LocalCluster; flat .csv/.parquet input")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=0, help="Processes screening chunks side by side (0: one per core)")] = 1,
 ) -> None:
     """Screen a cohort with the vectorized evaluator: one result row per patient and trial."""
     screening_date = _date(as_of)
@@ -124,7 +125,7 @@ def screen_cohort_command(
         if dask is not None:
             _screen_on_dask(cohort, out, ruleset, screening_date, trial, dask, summary)
         else:
-            _screen_locally(cohort, out, ruleset, screening_date, trial, chunk_size, summary)
+            _screen_locally(cohort, out, ruleset, screening_date, trial, chunk_size, summary, workers or os.cpu_count() or 1)
     except (ScreeningError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
@@ -142,11 +143,11 @@ def screen_cohort_command(
         typer.echo(f"report: {html_path} and {md_path}")
 
 
-def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, chunk_size: int, summary: CohortSummary) -> None:
+def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, chunk_size: int, summary: CohortSummary, workers: int) -> None:
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True), disable=not sys.stderr.isatty())
     with ResultWriter(out) as writer, progress:
         task = progress.add_task("screening", total=None)
-        for frame in screen_cohort(read_cohort(cohort, chunk_size), ruleset, as_of, trials, summary):
+        for frame in screen_cohort(read_cohort(cohort, chunk_size), ruleset, as_of, trials, summary, workers):
             writer.write(frame)
             progress.update(task, description=f"screened {summary.rows} patients ({summary.errors} errors)")
 

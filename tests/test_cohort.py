@@ -19,9 +19,9 @@ from .conftest import AS_OF, ROOT, RULES_DIR
 COHORTS = ROOT / "patients" / "cohorts"
 
 
-def _run(path, chunk_size=10_000, trials=None, rules=None):
+def _run(path, chunk_size=10_000, trials=None, rules=None, workers=1):
     summary = CohortSummary()
-    frames = list(screen_cohort(read_cohort(path, chunk_size), rules, AS_OF, trials, summary))
+    frames = list(screen_cohort(read_cohort(path, chunk_size), rules, AS_OF, trials, summary, workers))
     return pd.concat(frames, ignore_index=True), summary
 
 
@@ -95,6 +95,14 @@ def test_chunk_size_does_not_change_results(rules):
     small, _ = _run(COHORTS / "examples.ndjson", chunk_size=1, rules=rules)
     large, _ = _run(COHORTS / "examples.ndjson", chunk_size=1000, rules=rules)
     pd.testing.assert_frame_equal(small.astype(str), large.astype(str))  # categories differ by chunk
+
+
+@pytest.mark.parametrize("source", ["flat-sample.csv", "examples.ndjson"])
+def test_worker_processes_give_the_in_process_results_in_order(rules, source):
+    alone, alone_summary = _run(COHORTS / source, chunk_size=3, rules=rules)
+    side_by_side, summary = _run(COHORTS / source, chunk_size=3, rules=rules, workers=2)
+    pd.testing.assert_frame_equal(alone.astype(str), side_by_side.astype(str))
+    assert summary == alone_summary
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])

@@ -14,8 +14,9 @@ row that cannot be evaluated (invalid profile, unconvertible unit, impossible da
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,19 +59,53 @@ def _patient_id(data: Any) -> str:
 
 def screen_cohort(
     chunks: Iterable[Chunk], rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None, summary: CohortSummary | None = None,
+    workers: int = 1,
 ) -> Iterator[pd.DataFrame]:
-    """Result frames (columns :data:`COLUMNS`), one per input chunk."""
+    """Result frames (columns :data:`COLUMNS`), one per input chunk, in input order. With
+    ``workers`` > 1, chunks are screened in that many processes (at most two chunks each in
+    flight, so memory stays bounded)."""
     selected = sorted(set(trials)) if trials is not None else list(rules.trials)
-    compiled = [compile_trial(rules.trials[trial_id]) for trial_id in selected]
     summary = summary if summary is not None else CohortSummary()
-    for chunk in chunks:
-        batch = _TableBatch(chunk, rules, as_of) if isinstance(chunk, pd.DataFrame) else _ProfileBatch(chunk, rules, as_of)
-        per_trial = [_trial_frame(trial, batch) for trial in compiled]
-        frame = _interleave(per_trial, batch.rows)
-        summary.rows += batch.rows
-        summary.errors += len(set().union(*(batch.errors(trial) for trial in compiled))) if compiled else 0
+    if workers > 1:
+        screened: Iterable[tuple[pd.DataFrame, int, int]] = _in_processes(chunks, rules, as_of, selected, workers)
+    else:
+        compiled = [compile_trial(rules.trials[trial_id]) for trial_id in selected]
+        screened = (_screen_chunk(chunk, rules, as_of, compiled) for chunk in chunks)
+    for frame, rows, errors in screened:
+        summary.rows += rows
+        summary.errors += errors
         summary.add(frame)
         yield frame
+
+
+def _screen_chunk(chunk: Chunk, rules: RuleSet, as_of: dt.date, compiled: list[VectorTrial]) -> tuple[pd.DataFrame, int, int]:
+    """(results, rows, rows with an error) of one chunk."""
+    batch = _TableBatch(chunk, rules, as_of) if isinstance(chunk, pd.DataFrame) else _ProfileBatch(chunk, rules, as_of)
+    frame = _interleave([_trial_frame(trial, batch) for trial in compiled], batch.rows)
+    errors = len(set().union(*(batch.errors(trial) for trial in compiled))) if compiled else 0
+    return frame, batch.rows, errors
+
+
+_WORKER: dict[str, Any] = {}  # in a worker process: the rules, screening date and compiled trials
+
+
+def _start_worker(rules: RuleSet, as_of: dt.date, selected: list[str]) -> None:
+    _WORKER.update(rules=rules, as_of=as_of, compiled=[compile_trial(rules.trials[trial_id]) for trial_id in selected])
+
+
+def _screen_in_worker(chunk: Chunk) -> tuple[pd.DataFrame, int, int]:
+    return _screen_chunk(chunk, _WORKER["rules"], _WORKER["as_of"], _WORKER["compiled"])
+
+
+def _in_processes(chunks: Iterable[Chunk], rules: RuleSet, as_of: dt.date, selected: list[str], workers: int) -> Iterator[tuple[pd.DataFrame, int, int]]:
+    with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(rules, as_of, selected)) as pool:
+        pending: deque[Future] = deque()
+        for chunk in chunks:
+            pending.append(pool.submit(_screen_in_worker, chunk))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 class _ProfileBatch:
