@@ -52,7 +52,7 @@ TRIAL = "NCT04357600"
 CRITERIA = ("I1", "I2", "I3", "I4", "E1", "E2", "E3", "E4", "E5", "E6", "E7")
 OUTCOMES = ("met", "not_met", "unknown", "not_applicable")  # matrix codes 0..3
 VERDICTS = ("eligible", "ineligible", "undetermined")
-ENGINES = ("vectorized", "explain", "durable", "duckdb", "numpy")
+ENGINES = ("vectorized", "vectorized-2p", "explain", "durable", "duckdb", "numpy")  # -2p: two worker processes
 SAMPLED = ("explain", "durable")
 
 
@@ -537,18 +537,21 @@ def worker(engine: str, cohort: str, folder: str, chunk_size: int, sample: int) 
         started = time.perf_counter()
         synthetic_flat(int(folder)).to_parquet(cohort, index=False)
         return {"seconds": time.perf_counter() - started}
-    if engine == "vectorized":
+    if engine.startswith("vectorized"):
         from screening import load_rules
         from screening.cohort import read_cohort, screen_cohort
         from screening.cohort.output import ResultWriter
 
         rules = load_rules(ROOT / "rules")
-        out = Path(folder) / "vectorized.parquet"
+        workers = 2 if engine == "vectorized-2p" else 1
+        out = Path(folder) / f"{engine}.parquet"
         start = time.perf_counter()
         with ResultWriter(out) as writer:
-            for frame in screen_cohort(read_cohort(cohort, chunk_size), rules, AS_OF, [TRIAL]):
+            for frame in screen_cohort(read_cohort(cohort, chunk_size), rules, AS_OF, [TRIAL], workers=workers):
                 writer.write(frame)
-        result.update(seconds=time.perf_counter() - start, peak=_peak_mib())
+        # with workers: this process's peak plus the largest worker's, times the workers (an upper bound)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workers > 1 else 0.0
+        result.update(seconds=time.perf_counter() - start, peak=_peak_mib() + workers * children)
         written = pq.read_table(out, columns=["criteria", "verdict"]).to_pandas()
         matrix = _codes(written["criteria"])
         verdict = written["verdict"].map({v: i for i, v in enumerate(VERDICTS)}).fillna(255).to_numpy(np.uint8)
@@ -651,7 +654,7 @@ def main() -> None:
         return json.loads(done.stdout.strip().splitlines()[-1])
 
     print(f"{TRIAL}, screening date {AS_OF}, chunk size {args.chunk_size:,}, sample {args.sample:,}")
-    header = f"| {'engine':<10} | {'patients':>27} | {'seconds':>8} | {'patients/s':>11} | {'peak MiB':>8} | matrix identical |"
+    header = f"| {'engine':<13} | {'patients':>27} | {'seconds':>8} | {'patients/s':>11} | {'peak MiB':>8} | matrix identical |"
     print(header + "\n|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     with tempfile.TemporaryDirectory() as folder:
         for n in args.sizes:
@@ -659,7 +662,7 @@ def main() -> None:
             lines.append(f"{n:,} patients generated and written to Parquet in {run('generate', cohort, str(n))['seconds']:.0f} s")
             for engine in engines:
                 if engine == "duckdb" and duckdb is None:
-                    print(f"| {engine:<10} | {n:>27,} | not installed (pip install -e .[bench]) |")
+                    print(f"| {engine:<13} | {n:>27,} | not installed (pip install -e .[bench]) |")
                     continue
                 r = run(engine, cohort, folder)
                 results[(engine, n)] = r
@@ -671,7 +674,7 @@ def main() -> None:
                     problem = first_difference(np.load(Path(folder) / "vectorized-verdict.npy")[:, None], np.load(verdict)[:, None], cohort, "verdict")
                 failed |= problem is not None
                 patients = f"{r['rows']:,}" if engine not in SAMPLED else f"{r['rows']:,} of {n:,} (sample)"
-                print(f"| {engine:<10} | {patients:>27} | {r['seconds']:>8.2f} | {r['rows'] / r['seconds']:>11,.0f} | {r['peak']:>8,.0f} | "
+                print(f"| {engine:<13} | {patients:>27} | {r['seconds']:>8.2f} | {r['rows'] / r['seconds']:>11,.0f} | {r['peak']:>8,.0f} | "
                       f"{'yes' if problem is None else 'NO: ' + problem} |", flush=True)
                 if engine in SAMPLED:
                     lines.append(f"{engine} at {n:,}: median {r['median_us']:.0f} µs per patient-trial")
@@ -699,8 +702,10 @@ def targets(results: dict, sizes: list[int]) -> None:
         return "not measured" if ok is None else "MET" if ok else "NOT MET"
 
     n = max(sizes)
-    vec, npy, duck = rate("vectorized", n), rate("numpy", n), rate("duckdb", n)
-    print(f"Targets (issue #4), at {n:,} patients:")
+    ran = [e for e in ("vectorized", "vectorized-2p") if rate(e, n)]
+    best = max(ran, key=lambda e: rate(e, n)) if ran else "vectorized"  # one process, or two (DuckDB uses every core)
+    vec, npy, duck = rate(best, n), rate("numpy", n), rate("duckdb", n)
+    print(f"Targets (issue #4), at {n:,} patients, for {best}:")
     if vec and npy:
         ratio = vec / npy
         print(f"  vectorized / numpy throughput: {ratio:.3f} (target >= 1/3): {verdict(ratio >= 1 / 3)}")
@@ -709,7 +714,7 @@ def targets(results: dict, sizes: list[int]) -> None:
         print(f"    (numpy including its untimed Parquet read and parsing: {vec / with_prep:.3f})")
     if vec and duck:
         print(f"  vectorized / DuckDB throughput: {vec / duck:.2f} (target: faster, > 1): {verdict(vec > duck)}")
-    one_million = results.get(("vectorized", 1_000_000))
+    one_million = results.get((best, 1_000_000))
     seconds = one_million["seconds"] if one_million else None
     peak = one_million["peak"] if one_million else None
     print(f"  1M patients Parquet to written results: {f'{seconds:.1f} s' if seconds else '-'} (target < 5 s): "
