@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections import Counter
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -32,6 +33,7 @@ from .patient.io import load_patient
 from .patient.model import PatientProfile
 from .render.text import render_text
 from .schemas import render, write_all
+from .service.config import ServiceConfig
 from .rules.loader import RuleSet, load_rules
 from .watch import Watcher
 
@@ -283,22 +285,23 @@ def serve(
     rules: RulesOption = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
-    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", min=1, help="Largest request body accepted (413 above)")] = 16 * 1024 * 1024,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (production: one per core)")] = 1,
+    max_body_bytes: Annotated[Optional[int], typer.Option("--max-body-bytes", min=1, help="Largest request body accepted, 413 above (default: $SCREENING_MAX_BODY_BYTES or 16 MiB)")] = None,
 ) -> None:
-    """Serve screening over HTTP (FastAPI under uvicorn); SIGHUP or POST /admin/reload reloads the rules."""
-    import logging
+    """Serve screening over HTTP (FastAPI under uvicorn). SIGHUP reloads the rules (with --workers
+    N, SIGHUP to this process replaces every worker); so does POST /admin/reload. Other settings
+    come from the environment (see screening/service/config.py), e.g. $SCREENING_ADMIN_TOKEN."""
+    from .service.run import serve as run_service
 
-    import uvicorn
-
-    from .service import create_app
-
+    given = {"rules_dir": rules, "max_body_bytes": max_body_bytes}
     try:
-        application = create_app(rules or Path(os.environ.get("SCREENING_RULES", DEFAULT_RULES)), max_body_bytes=max_body_bytes,
-                                 reload_on_sighup=True)
+        config = replace(ServiceConfig.from_env(), reload_on_sighup=True, **{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:  # a malformed $SCREENING_... number
+        raise _fail(str(exc)) from None
+    try:
+        run_service(config, host, port, workers)
     except ScreeningError as exc:
         raise _fail(str(exc)) from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(application, host=host, port=port, access_log=False, log_level="info")
 
 
 def main() -> None:
