@@ -29,9 +29,9 @@ from .cohort import CohortSummary, read_cohort, screen_cohort
 from .cohort.output import ResultWriter
 from .cohort.report import write_reports
 from .errors import PatientDataError, ScreeningError, UnknownTrialError
-from .patient.io import load_patient
+from .patient.io import load_patient_with_warnings
 from .patient.model import PatientProfile
-from .render.text import render_text
+from .render.text import render_text, render_warnings
 from .schemas import render, write_all
 from .service.config import ServiceConfig
 from .rules.loader import RuleSet, load_rules
@@ -81,7 +81,7 @@ def _date(value: str | None) -> dt.date:
 
 @app.command()
 def screen(
-    patient: Annotated[Path, typer.Argument(help="Patient profile (JSON)")],
+    patient: Annotated[Path, typer.Argument(help="Patient profile or FHIR R4 Bundle (JSON)")],
     rules: RulesOption = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
     format: Annotated[Format, typer.Option("--format", help="text or json")] = Format.TEXT,
@@ -92,16 +92,21 @@ def screen(
     screening_date = _date(as_of)
     try:
         ruleset = _rules(rules)
-        profile = load_patient(patient)
+        profile, warnings = load_patient_with_warnings(patient)
         result = screen_api(profile, ruleset, as_of=screening_date, trials=trial, engine=engine.value)
     except PatientDataError as exc:
         raise _fail(str(exc) if exc.source else f"{patient}: {exc}") from None
     except ScreeningError as exc:
         raise _fail(str(exc)) from None
-    if format is Format.JSON:
+    if format is Format.JSON and not warnings:  # a Bundle mapped without warnings prints as its native profile
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    elif format is Format.JSON:  # the result and the mapping warnings, as POST /screen answers for a Bundle
+        body = {**result.model_dump(mode="json"), "warnings": [w.model_dump(mode="json") for w in warnings]}
+        sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     else:
-        render_text(result, _console())
+        console = _console()
+        render_text(result, console)
+        render_warnings(warnings, console)
 
 
 @app.command("screen-cohort")
