@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections import Counter
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -28,10 +29,11 @@ from .cohort import CohortSummary, read_cohort, screen_cohort
 from .cohort.output import ResultWriter
 from .cohort.report import write_reports
 from .errors import PatientDataError, ScreeningError, UnknownTrialError
-from .patient.io import load_patient
+from .patient.io import load_patient_with_warnings
 from .patient.model import PatientProfile
-from .render.text import render_text
+from .render.text import render_text, render_warnings
 from .schemas import render, write_all
+from .service.config import ServiceConfig
 from .rules.loader import RuleSet, load_rules
 from .watch import Watcher
 
@@ -79,7 +81,7 @@ def _date(value: str | None) -> dt.date:
 
 @app.command()
 def screen(
-    patient: Annotated[Path, typer.Argument(help="Patient profile (JSON)")],
+    patient: Annotated[Path, typer.Argument(help="Patient profile or FHIR R4 Bundle (JSON)")],
     rules: RulesOption = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
     format: Annotated[Format, typer.Option("--format", help="text or json")] = Format.TEXT,
@@ -90,16 +92,21 @@ def screen(
     screening_date = _date(as_of)
     try:
         ruleset = _rules(rules)
-        profile = load_patient(patient)
+        profile, warnings = load_patient_with_warnings(patient)
         result = screen_api(profile, ruleset, as_of=screening_date, trials=trial, engine=engine.value)
     except PatientDataError as exc:
         raise _fail(str(exc) if exc.source else f"{patient}: {exc}") from None
     except ScreeningError as exc:
         raise _fail(str(exc)) from None
-    if format is Format.JSON:
+    if format is Format.JSON and not warnings:  # a Bundle mapped without warnings prints as its native profile
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    elif format is Format.JSON:  # the result and the mapping warnings, as POST /screen answers for a Bundle
+        body = {**result.model_dump(mode="json"), "warnings": [w.model_dump(mode="json") for w in warnings]}
+        sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     else:
-        render_text(result, _console())
+        console = _console()
+        render_text(result, console)
+        render_warnings(warnings, console)
 
 
 @app.command("screen-cohort")
@@ -284,22 +291,23 @@ def serve(
     rules: RulesOption = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default)")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
-    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", min=1, help="Largest request body accepted (413 above)")] = 16 * 1024 * 1024,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (production: one per core)")] = 1,
+    max_body_bytes: Annotated[Optional[int], typer.Option("--max-body-bytes", min=1, help="Largest request body accepted, 413 above (default: $SCREENING_MAX_BODY_BYTES or 16 MiB)")] = None,
 ) -> None:
-    """Serve screening over HTTP (FastAPI under uvicorn); SIGHUP or POST /admin/reload reloads the rules."""
-    import logging
+    """Serve screening over HTTP (FastAPI under uvicorn). SIGHUP reloads the rules (with --workers
+    N, SIGHUP to this process replaces every worker); so does POST /admin/reload. Other settings
+    come from the environment (see screening/service/config.py), e.g. $SCREENING_ADMIN_TOKEN."""
+    from .service.run import serve as run_service
 
-    import uvicorn
-
-    from .service import create_app
-
+    given = {"rules_dir": rules, "max_body_bytes": max_body_bytes}
     try:
-        application = create_app(rules or Path(os.environ.get("SCREENING_RULES", DEFAULT_RULES)), max_body_bytes=max_body_bytes,
-                                 reload_on_sighup=True)
+        config = replace(ServiceConfig.from_env(), reload_on_sighup=True, **{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:  # a malformed $SCREENING_... number
+        raise _fail(str(exc)) from None
+    try:
+        run_service(config, host, port, workers)
     except ScreeningError as exc:
         raise _fail(str(exc)) from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(application, host=host, port=port, access_log=False, log_level="info")
 
 
 def main() -> None:

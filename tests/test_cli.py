@@ -11,9 +11,10 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from screening import load_patient_with_warnings, load_rules, screen
 from screening.cli import app
 
-from .conftest import ROOT, RULES_DIR
+from .conftest import AS_OF, ROOT, RULES_DIR
 
 runner = CliRunner()
 P01 = str(ROOT / "patients/examples/P01-jakarta-cpb-si-eligible.json")
@@ -114,3 +115,27 @@ def test_console_script_runs_as_installed(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["patient_id"] == "P01"
+
+
+def test_screen_a_bundle_shows_the_mapping_warnings(tmp_path):
+    bundle = json.loads((ROOT / "patients/fhir/P01-jakarta-cpb-si-eligible.bundle.json").read_text(encoding="utf-8"))
+    bundle["entry"] += [{"fullUrl": f"urn:uuid:imm-{i}", "resource": {
+        "resourceType": "Immunization", "id": f"imm-{i}", "status": "completed", "vaccineCode": {"text": "hepatitis B"},
+        "patient": {"reference": "Patient/P01"}, "occurrenceDateTime": "2026-01-01"}} for i in range(22)]
+    path = tmp_path / "P01-with-immunizations.bundle.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    profile, warnings = load_patient_with_warnings(path)
+    assert len(warnings) == 22
+
+    text = run("screen", str(path), *RULES, "--as-of", "2026-11-22")
+    assert text.exit_code == 0, text.output
+    section = text.output.split("FHIR mapping warnings: 22 (unsupported_resource 22)\n", 1)[1].splitlines()
+    assert section == [f"  skipped: {w}" for w in warnings[:20]] + ["  ... and 2 more (--format json lists them all)"]
+
+    as_json = run("screen", str(path), *RULES, "--as-of", "2026-11-22", "--format", "json")
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output) == {**screen(profile, load_rules(RULES_DIR), as_of=AS_OF).model_dump(mode="json"),
+                                          "warnings": [w.model_dump(mode="json") for w in warnings]}
+    clean = run("screen", str(ROOT / "patients/fhir/P01-jakarta-cpb-si-eligible.bundle.json"), *RULES, "--as-of", "2026-11-22")
+    assert "FHIR mapping warnings" not in clean.output
+    assert "warnings" not in json.loads(run("screen", P01, *RULES, "--as-of", "2026-11-22", "--format", "json").output)

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 
 from screening import load_patient, screen
 from screening.fhir import bundle_to_profile
-from screening.service import create_app
+from screening.service import ServiceConfig, create_app
 from screening.service.openapi import render
 from screening.service.state import RulesState
 
@@ -39,7 +39,7 @@ def _json(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def app():
-    return create_app(RULES_DIR, max_body_bytes=1_000_000, max_batch_items=5)
+    return create_app(ServiceConfig(RULES_DIR, max_body_bytes=1_000_000, max_batch_items=5))
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +91,12 @@ def test_screen_gives_the_api_result(client, rules, path):
     assert response.json() == screen(load_patient(path), rules, as_of=AS_OF).model_dump(mode="json")  # no "warnings" key
 
 
+@pytest.mark.parametrize("engine", ["durable", "vectorized"])
 @pytest.mark.parametrize("path", EXAMPLES[:4], ids=lambda p: p.stem)
-def test_screen_options_in_query_or_body(client, rules, path):
-    expected = screen(load_patient(path), rules, as_of=AS_OF, trials=["NCT04357600"], engine="durable").model_dump(mode="json")
-    by_query = client.post("/screen", params={**QUERY, "trial": "NCT04357600", "engine": "durable"}, json=_json(path))
-    by_body = client.post("/screen", json={"patient": _json(path), "as_of": AS_OF.isoformat(), "trial": ["NCT04357600"], "engine": "durable"})
+def test_screen_options_in_query_or_body(client, rules, path, engine):
+    expected = screen(load_patient(path), rules, as_of=AS_OF, trials=["NCT04357600"], engine=engine).model_dump(mode="json")
+    by_query = client.post("/screen", params={**QUERY, "trial": "NCT04357600", "engine": engine}, json=_json(path))
+    by_body = client.post("/screen", json={"patient": _json(path), "as_of": AS_OF.isoformat(), "trial": ["NCT04357600"], "engine": engine})
     assert by_query.json() == by_body.json() == expected
 
 
@@ -138,7 +139,7 @@ def test_bad_patient_is_422_with_field(client, body, field):
     ({"as_of": "2026-13-01"}, json.dumps(_p01()), "as_of"),
     ({"as_of": "22/11/2026"}, json.dumps(_p01()), "as_of"),
     ({"as_of": "0001-01-01"}, json.dumps(_p01()), "as_of"),
-    ({"engine": "vectorized"}, json.dumps(_p01()), "engine"),
+    ({"engine": "rete"}, json.dumps(_p01()), "engine"),
     (QUERY, "{not json", None),
     (QUERY, "[1, 2]", None),
     (QUERY, "[" * 100_000, None),
@@ -199,7 +200,7 @@ def test_batch_limits(client):
 def test_reload_good_and_bad(tmp_path):
     rules_dir = tmp_path / "rules"
     shutil.copytree(RULES_DIR, rules_dir)
-    with TestClient(create_app(rules_dir)) as client:
+    with TestClient(create_app(ServiceConfig(rules_dir))) as client:
         before = client.get("/health").json()
         trial_file = rules_dir / "NCT04357600.yaml"
         text = trial_file.read_text(encoding="utf-8")
@@ -219,6 +220,38 @@ def test_reload_good_and_bad(tmp_path):
         assert client.post("/screen", params=QUERY, json=_json(P01)).status_code == 200
 
 
+def test_admin_token_guards_reload(caplog):
+    caplog.set_level(logging.INFO, logger="screening.service")
+    with TestClient(create_app(ServiceConfig(RULES_DIR, admin_token="s3cret"))) as client:
+        missing = client.post("/admin/reload")
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"] == "Bearer"
+        assert missing.json()["error"] == "this endpoint needs the header Authorization: Bearer <admin token>"
+        assert client.post("/admin/reload", headers={"authorization": "Basic czNjcmV0"}).status_code == 401
+        assert client.post("/admin/reload", headers={"authorization": "Bearer s3cre"}).status_code == 403
+        assert client.get("/health").json()["rules_generation"] == 1
+        accepted = client.post("/admin/reload", headers={"authorization": "Bearer s3cret"})
+        assert accepted.status_code == 200 and accepted.json()["rules_generation"] == 2
+        assert client.post("/screen", params=QUERY, json=_json(P01)).status_code == 200  # only the reload is guarded
+    assert "s3cret" not in caplog.text
+
+
+def test_config_comes_from_the_environment(monkeypatch, tmp_path):
+    config = ServiceConfig(tmp_path / "rules", max_body_bytes=1234, max_batch_items=7, reload_on_sighup=True,
+                           supervisor_pid=99, admin_token="t")
+    assert ServiceConfig.from_env(config.to_env()) == config
+    assert ServiceConfig.from_env({}) == ServiceConfig()
+    assert ServiceConfig.from_env(ServiceConfig().to_env()) == ServiceConfig()  # empty values clear stale ones
+    with pytest.raises(ValueError, match="SCREENING_MAX_BODY_BYTES"):
+        ServiceConfig.from_env({"SCREENING_MAX_BODY_BYTES": "16M"})
+    for name, value in ServiceConfig(RULES_DIR, max_body_bytes=1000, admin_token="from-env").to_env().items():
+        monkeypatch.setenv(name, value)
+    with TestClient(create_app()) as client:  # as uvicorn's workers build it: --factory ...app:create_app
+        assert client.post("/screen", content=json.dumps(_p01(padding="x" * 1000))).status_code == 413
+        assert client.post("/admin/reload").status_code == 401
+        assert client.post("/admin/reload", headers={"authorization": "Bearer from-env"}).status_code == 200
+
+
 def test_reload_swaps_a_snapshot(tmp_path):
     rules_dir = tmp_path / "rules"
     shutil.copytree(RULES_DIR, rules_dir)
@@ -233,7 +266,7 @@ def test_reload_swaps_a_snapshot(tmp_path):
 
 
 def test_catch_all_is_500_without_the_body(caplog):
-    app = create_app(RULES_DIR)
+    app = create_app(ServiceConfig(RULES_DIR))
 
     @app.post("/boom")
     async def boom() -> None:
@@ -259,7 +292,7 @@ def test_log_lines_hold_no_patient_data(client, caplog):
 
 def test_openapi_document_is_committed():
     committed = ROOT / "openapi.json"
-    current = create_app(RULES_DIR).openapi()  # the default limits, as `screening serve` runs
+    current = create_app(ServiceConfig(RULES_DIR)).openapi()  # the default limits, as `screening serve` runs
     assert json.loads(committed.read_text(encoding="utf-8")) == current
     assert committed.read_text(encoding="utf-8") == render(current), \
         "openapi.json is stale: python -m screening.service.openapi > openapi.json"
@@ -305,7 +338,7 @@ def test_real_uvicorn_process():
 # schemathesis 4.x API (pinned >=4,<5 in pyproject). The lazy `schemathesis.pytest.from_fixture` fails
 # on this pytest ('Function' object has no attribute '_nodeid'), so the schema is loaded eagerly.
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")  # the NDJSON batch body is text
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(RULES_DIR, max_body_bytes=200_000))
+schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(ServiceConfig(RULES_DIR, max_body_bytes=200_000)))
 
 
 @schema.parametrize()

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from ..logic import Outcome, Verdict, fails
 from ..results import CriterionResult, Evidence, ScreeningResult, TrialResult
+
+if TYPE_CHECKING:
+    from ..fhir.result import FhirWarning
 
 _VERDICT_STYLE = {Verdict.ELIGIBLE: "bold green", Verdict.INELIGIBLE: "bold red", Verdict.UNDETERMINED: "bold yellow"}
 _OUTCOME_STYLE = {Outcome.MET: "green", Outcome.NOT_MET: "red", Outcome.UNKNOWN: "yellow", Outcome.NOT_APPLICABLE: "dim"}
@@ -87,3 +94,16 @@ def render_text(result: ScreeningResult, console: Console) -> None:
     for trial in result.results:
         console.print()
         console.print(trial_table(trial))
+
+
+def render_warnings(warnings: Sequence[FhirWarning], console: Console, limit: int = 20) -> None:
+    """The FHIR mapping warnings after the result: a count by code, then the first ``limit``."""
+    if not warnings:
+        return
+    counts = ", ".join(f"{code.value} {n}" for code, n in Counter(w.code for w in warnings).most_common())
+    console.print()
+    console.print(Text(f"FHIR mapping warnings: {len(warnings)} ({counts})", style="bold magenta"))
+    for warning in warnings[:limit]:
+        console.print(Text(f"  {'skipped' if warning.skipped else 'kept'}: {warning}"))
+    if len(warnings) > limit:
+        console.print(Text(f"  ... and {len(warnings) - limit} more (--format json lists them all)"))

@@ -1,27 +1,25 @@
-"""The FastAPI application: ``create_app(rules_dir)`` builds one, with its own loaded rules.
+"""The FastAPI application: ``create_app(config)`` builds one, with its own loaded rules.
 
-    screening serve --rules rules --port 8000                  # the CLI runs it under uvicorn
-    uvicorn --factory screening.service.app:create_app         # or uvicorn directly ($SCREENING_RULES)
+    screening serve --rules rules --port 8000 [--workers 2]    # the CLI runs it under uvicorn
+    uvicorn --factory screening.service.app:create_app         # or uvicorn directly (configured
+                                                               # by environment: service/config.py)
 
 Endpoints: ``GET /health``, ``GET /trials``, ``GET /trials/{trial_id}``, ``POST /screen``,
-``POST /screen/batch``, ``POST /admin/reload``. Every error is an :class:`ErrorBody` JSON object:
-422 for input that cannot be used (with the field path), 404 for an unknown trial, 413 for a body
-over ``max_body_bytes`` (or a batch over ``max_batch_items``), never a 500 for what a client sends.
+``POST /screen/batch``, ``POST /admin/reload`` (behind a bearer token when one is configured).
+Every error is an :class:`ErrorBody` JSON object: 422 for input that cannot be used (with the
+field path), 404 for an unknown trial, 413 for a body over ``max_body_bytes`` (or a batch over
+``max_batch_items``), 401/403 for a missing or wrong admin token, never a 500 for what a client
+sends.
 The screening itself runs on the event loop (a patient takes about 2 ms); a batch yields to the
 loop between patients so health checks and other requests are not starved.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import json
-import os
-import signal
-import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -36,12 +34,12 @@ from ..errors import PatientDataError, RulesError, UnknownTrialError
 from ..patient.io import _field_path, parse_patient
 from ..patient.model import PatientProfile
 from ..rules.loader import RuleSet
-from .middleware import RequestContext, logger
+from .config import ServiceConfig
+from .middleware import RequestContext
 from .models import DATE_PATTERN, BatchError, ErrorBody, Health, ScreenRequest, ScreenResponse, ServiceEngine, TrialInfo
+from .reload import refusal, sighup_reloads, signal_supervisor
 from .state import RulesState
 
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # a Synthea Bundle is a few MB
-DEFAULT_MAX_BATCH_ITEMS = 1000
 EARLIEST, LATEST = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/json-lines")
 
@@ -49,14 +47,16 @@ NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl
 class ServiceError(Exception):
     """An error answered as ``status`` with an :class:`ErrorBody`."""
 
-    def __init__(self, status: int, error: str, **where: Any):
+    def __init__(self, status: int, error: str, *, headers: dict[str, str] | None = None, **where: Any):
         super().__init__(error)
         self.status = status
+        self.headers = headers
         self.body = {"error": error, **{k: v for k, v in where.items() if v is not None}}
 
 
-def _error_response(request: Request, status: int, body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse({**body, "request_id": request.scope.get("state", {}).get("request_id")}, status_code=status)
+def _error_response(request: Request, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({**body, "request_id": request.scope.get("state", {}).get("request_id")}, status_code=status,
+                        headers=headers)
 
 
 def _patient_error(exc: PatientDataError, prefix: str = "") -> ServiceError:
@@ -148,7 +148,8 @@ def _to_profile(data: Any, options: _Options) -> tuple[PatientProfile, tuple | N
         raise ServiceError(422, "input nested too deeply") from None
 
 
-def _screen(data: Any, options: _Options, rules: RuleSet) -> dict[str, Any]:
+def _screen(data: Any, options: _Options, rules: RuleSet) -> bytes:
+    """The JSON of one :class:`ScreenResponse` (serialized by pydantic directly: a result is ~10 kB)."""
     profile, warnings, options = _to_profile(data, options)
     try:
         result = screen(profile, rules, as_of=options.as_of or dt.date.today(), trials=options.trial,
@@ -157,10 +158,10 @@ def _screen(data: Any, options: _Options, rules: RuleSet) -> dict[str, Any]:
         raise ServiceError(404, str(exc), trial_ids=tuple(exc.trial_ids)) from None
     except PatientDataError as exc:  # e.g. a unit that parses but does not convert for its analyte
         raise _patient_error(exc) from None
-    body = result.model_dump(mode="json")
-    if warnings is not None:
-        body["warnings"] = [w.model_dump(mode="json") for w in warnings]
-    return body
+    if warnings is None:
+        return result.model_dump_json().encode()
+    body = {**result.model_dump(mode="json"), "warnings": [w.model_dump(mode="json") for w in warnings]}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _batch_items(raw: bytes, content_type: str, max_items: int) -> list[Any]:
@@ -215,18 +216,17 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 AsOf = Annotated[str | None, Query(pattern=DATE_PATTERN, description="Screening date, YYYY-MM-DD (default: today)")]
 Trials = Annotated[list[str] | None, Query(description="Only this trial (repeatable)")]
-Engine = Annotated[ServiceEngine | None, Query(description="explain (reference, default) or durable (durable_rules Rete)")]
+Engine = Annotated[ServiceEngine | None, Query(
+    description="explain (reference, default), durable (durable_rules Rete) or vectorized (pandas); identical results")]
 
 
-def create_app(rules_dir: str | Path | None = None, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               max_batch_items: int = DEFAULT_MAX_BATCH_ITEMS, reload_on_sighup: bool = False) -> FastAPI:
-    """A new application serving the rules in ``rules_dir`` (default ``$SCREENING_RULES``, else
-    ``./rules``), loaded now: a :class:`RulesError` here means the service does not start.
-
-    ``reload_on_sighup`` installs a SIGHUP handler (main thread only) that reloads like
-    ``POST /admin/reload``.
+def create_app(config: ServiceConfig | None = None) -> FastAPI:
+    """A new application serving ``config`` (default: :meth:`ServiceConfig.from_env`, which is how
+    uvicorn's worker processes get it), its rules loaded now: a :class:`RulesError` here means the
+    service does not start. Reloading: :mod:`screening.service.reload`.
     """
-    state = RulesState(rules_dir if rules_dir is not None else os.environ.get("SCREENING_RULES", "rules"))
+    config = config if config is not None else ServiceConfig.from_env()
+    state = RulesState(config.rules_dir)
 
     def do_reload() -> Health:
         snapshot = state.reload()
@@ -234,26 +234,11 @@ def create_app(rules_dir: str | Path | None = None, *, max_body_bytes: int = DEF
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        installed = False
-        if reload_on_sighup and threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
-            loop = asyncio.get_running_loop()
-
-            def on_sighup() -> None:
-                async def run() -> None:
-                    try:
-                        await anyio.to_thread.run_sync(do_reload)
-                        logger.info("rules reloaded on SIGHUP: generation %d", state.current.generation)
-                    except RulesError as exc:
-                        logger.error("reload on SIGHUP failed, old rules kept: %s", exc)
-                loop.create_task(run())
-
-            loop.add_signal_handler(signal.SIGHUP, on_sighup)
-            installed = True
-        try:
+        if not config.reload_on_sighup:
             yield
-        finally:
-            if installed:
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            return
+        async with sighup_reloads(do_reload, lambda: f"generation {state.current.generation}"):
+            yield
 
     app = FastAPI(title="trial-screening", version=__version__, lifespan=lifespan,
                   description="Clinical-trial eligibility screening with explained, three-valued verdicts.")
@@ -262,7 +247,7 @@ def create_app(rules_dir: str | Path | None = None, *, max_body_bytes: int = DEF
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return _error_response(request, exc.status, exc.body)
+        return _error_response(request, exc.status, exc.body, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -299,12 +284,12 @@ def create_app(rules_dir: str | Path | None = None, *, max_body_bytes: int = DEF
         """Screen one patient: a native profile, a FHIR R4 Bundle, or ``{"patient": ..., "as_of", "trial", "engine"}``."""
         options = _Options(as_of, trial, engine)
         rules = state.current.rules
-        data = _decode_json(await _read_body(request, max_body_bytes))
-        return JSONResponse(_screen(data, options, rules))
+        data = _decode_json(await _read_body(request, config.max_body_bytes))
+        return Response(_screen(data, options, rules), media_type="application/json")
 
     @app.post("/screen/batch", response_model=list[ScreenResponse | BatchError], responses=_errors(400, 404, 413, 422),
               openapi_extra={"requestBody": {"required": True, "content": {
-                  "application/json": {"schema": {"type": "array", "items": _INPUT, "maxItems": max_batch_items}},
+                  "application/json": {"schema": {"type": "array", "items": _INPUT, "maxItems": config.max_batch_items}},
                   "application/x-ndjson": {"schema": {"type": "string", "description": "one patient per line"}}}}})
     async def screen_batch(request: Request, as_of: AsOf = None, trial: Trials = None, engine: Engine = None) -> Response:
         """Screen up to ``max_batch_items`` patients (JSON array or NDJSON); one item per input, in
@@ -314,33 +299,45 @@ def create_app(rules_dir: str | Path | None = None, *, max_body_bytes: int = DEF
         unknown = set(options.trial or ()) - set(rules.trials)
         if unknown:
             raise ServiceError(404, f"unknown trial(s): {', '.join(sorted(unknown))}", trial_ids=tuple(sorted(unknown)))
-        items = _batch_items(await _read_body(request, max_body_bytes), request.headers.get("content-type", ""), max_batch_items)
-        out: list[dict[str, Any]] = []
+        items = _batch_items(await _read_body(request, config.max_body_bytes), request.headers.get("content-type", ""),
+                             config.max_batch_items)
+        out: list[bytes] = []
         for index, item in enumerate(items):
             try:
                 if isinstance(item, ServiceError):
                     raise item
                 out.append(_screen(item, options, rules))
             except ServiceError as exc:
-                out.append(BatchError(index=index, error=exc.body["error"], field=exc.body.get("field")).model_dump(mode="json"))
+                out.append(BatchError(index=index, error=exc.body["error"], field=exc.body.get("field")).model_dump_json().encode())
             await anyio.sleep(0)
         if request.headers.get("content-type", "").split(";")[0].strip().lower() in NDJSON_TYPES:
-            return Response("".join(json.dumps(o, ensure_ascii=False) + "\n" for o in out), media_type="application/x-ndjson")
-        return JSONResponse(out)
+            return Response(b"".join(o + b"\n" for o in out), media_type="application/x-ndjson")
+        return Response(b"[" + b",".join(out) + b"]", media_type="application/json")
 
-    @app.post("/admin/reload", response_model=Health, responses=_errors(422))
-    async def reload() -> Health:
+    @app.post("/admin/reload", response_model=Health, responses=_errors(401, 403, 422),
+              openapi_extra={"security": [{}, {"adminToken": []}]})
+    async def reload(request: Request) -> Health:
         """Reload the rules from disk and swap them in atomically; broken rules give 422 naming the
-        file, and the old rules stay in use."""
+        file, and the old rules stay in use. With ``$SCREENING_ADMIN_TOKEN`` set, needs
+        ``Authorization: Bearer <token>`` (401 without, 403 wrong). With several workers, every
+        worker is then replaced with one that loaded the new rules (a few seconds)."""
+        refused = refusal(request.headers.get("authorization"), config.admin_token)
+        if refused is not None:
+            status, message = refused
+            raise ServiceError(status, message, headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
         try:
-            return await anyio.to_thread.run_sync(do_reload)
+            health = await anyio.to_thread.run_sync(do_reload)
         except RulesError as exc:
             raise ServiceError(422, str(exc), file=exc.file, criterion=exc.criterion) from None
+        signal_supervisor(config.supervisor_pid)
+        return health
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            schema.setdefault("components", {})["securitySchemes"] = {"adminToken": {
+                "type": "http", "scheme": "bearer", "description": "$SCREENING_ADMIN_TOKEN, when the service sets one"}}
+            components = schema["components"].setdefault("schemas", {})
             for name, definition in _patient_schemas().items():
                 if name in components and components[name] != definition:
                     raise RuntimeError(f"OpenAPI component {name!r} defined twice")

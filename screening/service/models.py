@@ -13,11 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import Engine
 from ..fhir.result import FhirWarning
 from ..logic import CriterionKind
 from ..results import ScreeningResult
 
-ServiceEngine = Literal["explain", "durable"]
+ServiceEngine = Engine  # every engine of screening.screen
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 

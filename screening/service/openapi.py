@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from .app import create_app
+from .config import ServiceConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def document() -> dict[str, Any]:
     """The app's current OpenAPI document (independent of the rules loaded)."""
-    return create_app(ROOT / "rules").openapi()
+    return create_app(ServiceConfig(ROOT / "rules")).openapi()
 
 
 def render(schema: dict[str, Any]) -> str:
