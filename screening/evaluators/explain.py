@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import NamedTuple
 
 from .. import logic
 from .._version import __version__
@@ -48,8 +48,7 @@ STUDY_DESCRIPTION_CAVEAT = (
 )
 
 
-@dataclass(frozen=True)
-class NodeResult:
+class NodeResult(NamedTuple):
     value: Truth
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
@@ -71,10 +70,14 @@ def evaluate(expr: object, facts: PatientFacts) -> NodeResult:
 
 
 def _combine(value: Truth, children: Sequence[NodeResult], joiner: str) -> NodeResult:
-    relevant = [c for c in children if c.value is value] if value is not None else list(children)
-    missing = [m for c in children if c.value is None for m in c.missing] if value is None else []
-    reasons = [c.reason for c in (relevant if value is not None else [c for c in children if c.value is None])]
-    return NodeResult(value, tuple(e for c in relevant for e in c.evidence), tuple(dict.fromkeys(missing)), joiner.join(dict.fromkeys(reasons)))
+    """Evidence of the children that decided ``value`` (of all when unknown); reasons of those
+    children (of the unknown ones when unknown)."""
+    if value is None:
+        undecided = [c for c in children if c.value is None]
+        missing = tuple(dict.fromkeys(m for c in undecided for m in c.missing))
+        return NodeResult(value, tuple(e for c in children for e in c.evidence), missing, joiner.join(dict.fromkeys(c.reason for c in undecided)))
+    relevant = [c for c in children if c.value is value]
+    return NodeResult(value, tuple(e for c in relevant for e in c.evidence), (), joiner.join(dict.fromkeys(c.reason for c in relevant)))
 
 
 def _all(expr: AllOf, facts: PatientFacts) -> NodeResult:
@@ -185,22 +188,17 @@ def _is(expr: Is, facts: PatientFacts) -> NodeResult:
 # -- records ---------------------------------------------------------------------------------------
 
 
-def _finding(value: Truth, finding, found: str, absent: str, undecided: str) -> NodeResult:
-    reason = {True: found, False: absent, None: undecided}[value]
-    return NodeResult(value, finding.evidence, finding.missing if value is None else (), reason)
+def _finding(finding, reason: str) -> NodeResult:
+    return NodeResult(finding.value, finding.evidence, finding.missing if finding.value is None else (), reason)
 
 
 def _records(what: str, title: str, timing: str, finding) -> NodeResult:
-    names = ", ".join(sorted({e.label for e in finding.evidence}))
+    if finding.value is False:
+        return _finding(finding, f"no {title} [{timing}] among {finding.reviewed}")
     if finding.value is None and not finding.evidence:
         return NodeResult(None, (), finding.missing, f"{title} [{timing}]: the {what} was not reviewed")
-    return _finding(
-        finding.value,
-        finding,
-        f"{title} [{timing}]: {names}",
-        f"no {title} [{timing}] among {finding.reviewed}",
-        f"{title} [{timing}] cannot be placed in time: {names}",
-    )
+    names = ", ".join(sorted({e.label for e in finding.evidence}))
+    return _finding(finding, f"{title} [{timing}]: {names}" if finding.value else f"{title} [{timing}] cannot be placed in time: {names}")
 
 
 def _condition(expr: HasCondition, facts: PatientFacts) -> NodeResult:
@@ -227,7 +225,7 @@ def _imaging(expr: ImagingFinding, facts: PatientFacts) -> NodeResult:
     shown = expr.finding.replace("_", " ")
     if finding.value is None:
         return NodeResult(None, (), finding.missing, f"no {kinds} in the last {window}")
-    return _finding(finding.value, finding, f"{kinds} shows {shown}", f"{kinds} in the last {window} does not show {shown}", "")
+    return _finding(finding, f"{kinds} shows {shown}" if finding.value else f"{kinds} in the last {window} does not show {shown}")
 
 
 def _lab_result(expr: LabResult, facts: PatientFacts) -> NodeResult:
@@ -237,8 +235,7 @@ def _lab_result(expr: LabResult, facts: PatientFacts) -> NodeResult:
     if finding.value is None and not finding.evidence:
         return NodeResult(None, (), finding.missing, f"no {label} result in the last {window}")
     shown = " and ".join(sorted({str(e.value) for e in finding.evidence}))
-    return _finding(finding.value, finding, f"{label} is {shown}", f"{label} is {shown}, not {expr.result}",
-                    f"{label} is {shown}: inconclusive")
+    return _finding(finding, {True: f"{label} is {shown}", False: f"{label} is {shown}, not {expr.result}", None: f"{label} is {shown}: inconclusive"}[finding.value])
 
 
 HANDLERS: dict[type, Handler] = {
@@ -266,8 +263,11 @@ def _evidence_key(ev: Evidence) -> tuple:
 
 
 def _sorted_unique(items: Iterable[Evidence]) -> tuple[Evidence, ...]:
-    unique = {ev.model_dump_json(): ev for ev in items}
-    return tuple(sorted(unique.values(), key=_evidence_key))
+    """Evidence without repeats (equal JSON), sorted; most criteria have one piece or none."""
+    distinct = list({id(ev): ev for ev in items}.values())
+    if len(distinct) > 1:
+        distinct = list({ev.model_dump_json(): ev for ev in distinct}.values())
+    return tuple(sorted(distinct, key=_evidence_key))
 
 
 def evaluate_criterion(criterion: Criterion, facts: PatientFacts) -> CriterionResult:
@@ -286,7 +286,7 @@ def evaluate_criterion(criterion: Criterion, facts: PatientFacts) -> CriterionRe
             reason = f"{rule.reason}; applies when {applies.reason}" if applies.value is None else rule.reason
         else:
             evidence, missing, reason = applies.evidence + rule.evidence, (), rule.reason
-    return CriterionResult(
+    return CriterionResult.trusted(
         id=criterion.id,
         kind=criterion.kind,
         text=criterion.text,
@@ -303,7 +303,7 @@ def trial_result(loaded: LoadedTrial, criteria: Sequence[CriterionResult]) -> Tr
     verdict = logic.verdict((c.kind, c.outcome) for c in criteria)
     caveats = ((STUDY_DESCRIPTION_CAVEAT,) if trial.source.basis is Basis.STUDY_DESCRIPTION else ()) + trial.caveats
     unknown = [c for c in criteria if c.outcome is Outcome.UNKNOWN]
-    return TrialResult(
+    return TrialResult.trusted(
         trial_id=trial.id,
         title=trial.title,
         rules_version=trial.version,
@@ -329,9 +329,17 @@ def explained_trial(loaded: LoadedTrial, facts: PatientFacts, outcomes: dict[str
     return trial_result(loaded, explained)
 
 
-def screen_trial(profile: PatientProfile, loaded: LoadedTrial, codelists, as_of: dt.date) -> TrialResult:
-    facts = PatientFacts(profile, as_of, loaded.trial.defaults, codelists)
+def screen_trial(loaded: LoadedTrial, facts: PatientFacts) -> TrialResult:
     return trial_result(loaded, [evaluate_criterion(c, facts) for c in loaded.trial.criteria])
+
+
+def trial_facts(profile: PatientProfile, as_of: dt.date, rules: RuleSet, selected: Iterable[LoadedTrial]) -> Iterator[tuple[LoadedTrial, PatientFacts]]:
+    """Each selected trial with the patient's facts under its defaults, normalized once and shared."""
+    facts: PatientFacts | None = None
+    for loaded in selected:
+        defaults = loaded.trial.defaults
+        facts = facts.with_defaults(defaults) if facts else PatientFacts(profile, as_of, defaults, rules.codelists)
+        yield loaded, facts
 
 
 def screen_patient(profile: PatientProfile, rules: RuleSet, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
@@ -341,6 +349,6 @@ def screen_patient(profile: PatientProfile, rules: RuleSet, as_of: dt.date, tria
         patient_id=profile.id,
         as_of=as_of,
         engine_version=__version__,
-        results=tuple(screen_trial(profile, loaded, rules.codelists, as_of) for loaded in selected),
+        results=tuple(screen_trial(loaded, facts) for loaded, facts in trial_facts(profile, as_of, rules, selected)),
     )
 
