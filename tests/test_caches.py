@@ -111,3 +111,26 @@ def test_trusted_results_equal_validated_ones(model, values):
     assert trusted.model_dump_json() == validated.model_dump_json()
     assert trusted.model_fields_set == validated.model_fields_set
     assert repr(trusted) == repr(validated)
+
+
+def test_replaced_equals_model_copy():
+    evidence = Evidence(**EVIDENCE)
+    replaced, copied = evidence.replaced(points=2), evidence.model_copy(update={"points": 2})
+    assert replaced == copied and replaced.model_dump_json() == copied.model_dump_json()
+    assert replaced.model_fields_set == copied.model_fields_set
+    assert evidence.points is None
+
+
+def test_compiled_criteria_are_per_criterion_object(facts, monkeypatch):
+    from screening.evaluators import explain
+    from screening.rules.model import Criterion
+
+    def age_at_least(years: int) -> Criterion:
+        return Criterion.model_validate({"id": "I1", "kind": "inclusion", "text": "adult",
+                                         "rule": {"type": "compare", "fact": "age", "op": ">=", "value": years}})
+
+    monkeypatch.setattr(explain, "_COMPILED_LIMIT", 2)
+    for _ in range(2):  # the third criterion clears the memo; answers never mix
+        assert explain.evaluate_criterion(age_at_least(18), facts).outcome.value == "met"
+        assert explain.evaluate_criterion(age_at_least(80), facts).outcome.value == "not_met"
+        assert explain.evaluate_criterion(age_at_least(56), facts).reason == "Met: Age is 56 years, which meets >= 56."

@@ -183,9 +183,6 @@ class PatientFacts:
             value = self._cache[key] = compute()
             return value
 
-    def _start(self, window: Window) -> dt.date:
-        return self._memo(("start", window), lambda: window.start(self.as_of))
-
     @staticmethod
     def _censored(value: float, comparator: Comparator | None) -> Interval:
         if comparator is None:
@@ -226,7 +223,7 @@ class PatientFacts:
 
     def _lab(self, analyte: str, window: Window) -> NumberFact:
         info = ANALYTES[analyte]
-        start = self._start(window)
+        start = window.start(self.as_of)
         results = [lab for lab in self._labs.get(analyte, ()) if start <= lab.date <= self.as_of]
         if not results:
             return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),))
@@ -242,7 +239,7 @@ class PatientFacts:
 
     def _assessment_in(self, name: AssessmentName, window: Window) -> NumberFact:
         label = name.value.replace("_", " ").capitalize()
-        start = self._start(window)
+        start = window.start(self.as_of)
         found = [(a.date, a.grade) for a in self.profile.assessments if a.name is name and start <= a.date <= self.as_of]
         if not found:
             return NumberFact(label, Interval(), missing=(_label_window(label, window),))
@@ -291,9 +288,7 @@ class PatientFacts:
             low, high = low + p_low, high + p_high
             label = f"Child-Pugh {component} points"
             exact = p_low if p_low == p_high else None
-            part_evidence = tuple(
-                ev.model_copy(update={"points": exact}) for ev in fact.evidence
-            )
+            part_evidence = tuple(ev.replaced(points=exact) for ev in fact.evidence)
             parts.extend(part_evidence)
             points[component] = NumberFact(label, Interval(p_low, p_high), evidence=part_evidence, missing=fact.missing)
         score_ev = Evidence.trusted(
@@ -384,7 +379,7 @@ class PatientFacts:
         codelist = self.codelists[codes]
         if self.profile.conditions is None:
             return Finding(None, missing=("problem list (conditions not reviewed)",))
-        start = self._start(within) if within else None
+        start = within.start(self.as_of) if within else None
         hits: list[tuple[Truth, Evidence]] = []
         for c in self.profile.conditions:
             if not (codelist.matches_icd10(c.icd10) or codelist.matches_snomed(c.snomed)):
@@ -405,7 +400,7 @@ class PatientFacts:
         codelist = self.codelists[codes]
         if self.profile.medications is None:
             return Finding(None, missing=("medication list (not reviewed)",))
-        start = self._start(within) if within else None
+        start = within.start(self.as_of) if within else None
         hits: list[tuple[Truth, Evidence]] = []
         for m in self.profile.medications:
             name = codelist.matches_name([m.name, *m.ingredients])
@@ -427,7 +422,7 @@ class PatientFacts:
         codelist = self.codelists[codes]
         if self.profile.procedures is None:
             return Finding(None, missing=("procedure history (not reviewed)",))
-        start = self._start(within) if within else None
+        start = within.start(self.as_of) if within else None
         certain: list[Evidence] = []
         possible: list[Evidence] = []
         for p in self.profile.procedures:
@@ -454,7 +449,7 @@ class PatientFacts:
         return self._memo(("imaging", finding, modalities, window), lambda: self._imaging(finding, modalities, window))
 
     def _imaging(self, finding: str, modalities: tuple, window: Window) -> Finding:
-        start = self._start(window)
+        start = window.start(self.as_of)
         studies = [s for s in self.profile.imaging if start <= s.date <= self.as_of and (not modalities or s.modality in modalities)]
         kinds = "/".join(m.value for m in modalities) or "imaging"
         if not studies:
@@ -478,7 +473,7 @@ class PatientFacts:
 
     def _lab_result(self, analyte: str, positive: bool, window: Window) -> Finding:
         info = ANALYTES[analyte]
-        start = self._start(window)
+        start = window.start(self.as_of)
         results = [q for q in self._qualitative.get(analyte, ()) if start <= q.date <= self.as_of]
         if not results:
             return Finding(None, missing=(_label_window(info.display, window),))
