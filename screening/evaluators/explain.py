@@ -314,10 +314,11 @@ def _evidence_key(ev: Evidence) -> tuple:
 
 def _sorted_unique(items: Iterable[Evidence]) -> tuple[Evidence, ...]:
     """Evidence without repeats (equal JSON), sorted; most criteria have one piece or none."""
-    distinct = list({id(ev): ev for ev in items}.values())
-    if len(distinct) > 1:
-        distinct = list({ev.model_dump_json(): ev for ev in distinct}.values())
-    return tuple(sorted(distinct, key=_evidence_key))
+    distinct = tuple({id(ev): ev for ev in items}.values())
+    if len(distinct) < 2:
+        return distinct
+    unique = {ev.model_dump_json(): ev for ev in distinct}
+    return tuple(sorted(unique.values(), key=_evidence_key))
 
 
 _COMPILED_LIMIT = 4096

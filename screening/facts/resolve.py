@@ -30,6 +30,7 @@ from ..patient.model import (
     POSITIVE_RESULTS,
     AssessmentName,
     Comparator,
+    Condition,
     MedicationStatus,
     PatientProfile,
     QualitativeResult,
@@ -380,18 +381,25 @@ class PatientFacts:
         if self.profile.conditions is None:
             return Finding(None, missing=("problem list (conditions not reviewed)",))
         start = within.start(self.as_of) if within else None
-        hits: list[tuple[Truth, Evidence]] = []
-        for c in self.profile.conditions:
-            if not (codelist.matches_icd10(c.icd10) or codelist.matches_snomed(c.snomed)):
-                continue
+        hits = [
+            (self._timed(timing, start, c.resolved, active), ev)
+            for c, active, ev in self._memo("conditions", self._conditions)
+            if codelist.matches_icd10(c.icd10) or codelist.matches_snomed(c.snomed)
+        ]
+        return self._combine(hits, codelist.title, _count(len(self.profile.conditions), "condition"))
+
+    def _conditions(self) -> list[tuple[Condition, bool, Evidence]]:
+        """The conditions with an onset up to the screening date: each with whether its status is
+        active and its evidence, built once for every code list asked about."""
+        conditions = []
+        for c in self.profile.conditions or ():
             if c.onset is not None and c.onset > self.as_of:
                 continue
-            value = self._timed(timing, start, c.resolved, c.status in ACTIVE_CONDITION_STATUSES)
             code = c.icd10 or f"SNOMED {c.snomed}"
             status = "resolved " + c.resolved.isoformat() if c.resolved else c.status.value
             ev = Evidence.trusted(fact="condition", label=c.display or code, value=code, date=c.onset, source=f"condition {status}")
-            hits.append((value, ev))
-        return self._combine(hits, codelist.title, _count(len(self.profile.conditions), "condition"))
+            conditions.append((c, c.status in ACTIVE_CONDITION_STATUSES, ev))
+        return conditions
 
     def medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         return self._memo(("medication", codes, timing, within), lambda: self._medication(codes, timing, within))
