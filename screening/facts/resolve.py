@@ -177,11 +177,13 @@ class PatientFacts:
         shared.defaults = defaults
         return shared
 
-    def _memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def _memo(self, compute: Callable[..., T], *args: Hashable) -> T:
+        """``compute(*args)``, once: keyed on the method and every argument (windows resolved)."""
+        key = (compute.__name__, args)
         try:
             return self._cache[key]
         except KeyError:
-            value = self._cache[key] = compute()
+            value = self._cache[key] = compute(*args)
             return value
 
     @staticmethod
@@ -197,7 +199,7 @@ class PatientFacts:
     def number(self, name: str, within: Window | None = None) -> NumberFact:
         spec = FACTS[name]
         if name == "age":
-            return self._memo("age", self._age)
+            return self._memo(self._age)
         if spec.analyte is not None:
             return self.lab(spec.analyte, within or self.defaults.lab_within)
         if name.startswith("assessment."):
@@ -220,7 +222,7 @@ class PatientFacts:
 
     def lab(self, analyte: str, window: Window) -> NumberFact:
         """The latest numeric result in the window; same-day results span an interval."""
-        return self._memo(("lab", analyte, window), lambda: self._lab(analyte, window))
+        return self._memo(self._lab, analyte, window)
 
     def _lab(self, analyte: str, window: Window) -> NumberFact:
         info = ANALYTES[analyte]
@@ -236,7 +238,7 @@ class PatientFacts:
         return NumberFact(info.display, interval, info.unit, tuple(lab.evidence for lab in same_day))
 
     def _assessment(self, name: AssessmentName, window: Window) -> NumberFact:
-        return self._memo(("assessment", name, window), lambda: self._assessment_in(name, window))
+        return self._memo(self._assessment_in, name, window)
 
     def _assessment_in(self, name: AssessmentName, window: Window) -> NumberFact:
         label = name.value.replace("_", " ").capitalize()
@@ -254,7 +256,7 @@ class PatientFacts:
     def _child_pugh(self, within: Window | None) -> tuple[NumberFact, dict[str, NumberFact]]:
         lab_window = within or self.defaults.lab_within
         assessment_window = within or self.defaults.assessment_within
-        return self._memo(("child_pugh", lab_window, assessment_window), lambda: self._child_pugh_in(lab_window, assessment_window))
+        return self._memo(self._child_pugh_in, lab_window, assessment_window)
 
     def _child_pugh_in(self, lab_window: Window, assessment_window: Window) -> tuple[NumberFact, dict[str, NumberFact]]:
         inr = self.lab("inr", lab_window)
@@ -310,7 +312,7 @@ class PatientFacts:
 
     def _meld(self, name: str, within: Window | None) -> NumberFact:
         window = within or self.defaults.lab_within
-        return self._memo(("meld", name, window), lambda: self._meld_in(name, window))
+        return self._memo(self._meld_in, name, window)
 
     def _meld_in(self, name: str, window: Window) -> NumberFact:
         ranges: list[tuple[float, ...]] = []
@@ -357,7 +359,7 @@ class PatientFacts:
             score = self._child_pugh(None)[0]
             classes = frozenset(child_pugh.child_pugh_class(t) for t in range(int(score.interval.low), int(score.interval.high) + 1))
             return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing)
-        return self._memo(("category", name), lambda: self._category(name))
+        return self._memo(self._category, name)
 
     def _category(self, name: str) -> CategoryFact:
         spec = FACTS[name]
@@ -374,7 +376,7 @@ class PatientFacts:
     # -- records -------------------------------------------------------------------------------
 
     def condition(self, codes: str, timing: Timing, within: Window | None) -> Finding:
-        return self._memo(("condition", codes, timing, within), lambda: self._condition(codes, timing, within))
+        return self._memo(self._condition, codes, timing, within)
 
     def _condition(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         codelist = self.codelists[codes]
@@ -383,7 +385,7 @@ class PatientFacts:
         start = within.start(self.as_of) if within else None
         hits = [
             (self._timed(timing, start, c.resolved, active), ev)
-            for c, active, ev in self._memo("conditions", self._conditions)
+            for c, active, ev in self._memo(self._conditions)
             if codelist.matches_icd10(c.icd10) or codelist.matches_snomed(c.snomed)
         ]
         return self._combine(hits, codelist.title, _count(len(self.profile.conditions), "condition"))
@@ -402,7 +404,7 @@ class PatientFacts:
         return conditions
 
     def medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
-        return self._memo(("medication", codes, timing, within), lambda: self._medication(codes, timing, within))
+        return self._memo(self._medication, codes, timing, within)
 
     def _medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         codelist = self.codelists[codes]
@@ -424,7 +426,7 @@ class PatientFacts:
         return self._combine(hits, codelist.title, _count(len(self.profile.medications), "medication"))
 
     def procedure(self, codes: str, within: Window | None, at_least: int = 1) -> Finding:
-        return self._memo(("procedure", codes, within, at_least), lambda: self._procedure(codes, within, at_least))
+        return self._memo(self._procedure, codes, within, at_least)
 
     def _procedure(self, codes: str, within: Window | None, at_least: int) -> Finding:
         codelist = self.codelists[codes]
@@ -454,7 +456,7 @@ class PatientFacts:
 
     def imaging(self, finding: str, modalities: tuple, window: Window | None) -> Finding:
         window = window or self.defaults.imaging_within
-        return self._memo(("imaging", finding, modalities, window), lambda: self._imaging(finding, modalities, window))
+        return self._memo(self._imaging, finding, modalities, window)
 
     def _imaging(self, finding: str, modalities: tuple, window: Window) -> Finding:
         start = window.start(self.as_of)
@@ -477,7 +479,7 @@ class PatientFacts:
 
     def lab_result(self, analyte: str, positive: bool, window: Window | None) -> Finding:
         window = window or self.defaults.lab_within
-        return self._memo(("lab_result", analyte, positive, window), lambda: self._lab_result(analyte, positive, window))
+        return self._memo(self._lab_result, analyte, positive, window)
 
     def _lab_result(self, analyte: str, positive: bool, window: Window) -> Finding:
         info = ANALYTES[analyte]
