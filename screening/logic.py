@@ -67,8 +67,11 @@ def at_least(n: int, values: Iterable[Truth]) -> Truth:
     return None
 
 
+_OUTCOMES: dict[Truth, Outcome] = {True: Outcome.MET, False: Outcome.NOT_MET, None: Outcome.UNKNOWN}
+
+
 def outcome_of(value: Truth) -> Outcome:
-    return {True: Outcome.MET, False: Outcome.NOT_MET, None: Outcome.UNKNOWN}[value]
+    return _OUTCOMES[value]
 
 
 def applicable(applies: Truth, value: Truth, kind: CriterionKind) -> Outcome:

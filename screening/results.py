@@ -8,6 +8,8 @@ byte-identical JSON.
 from __future__ import annotations
 
 import datetime as dt
+from functools import cache
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +18,34 @@ from .logic import CriterionKind, Outcome, Verdict
 
 class _Result(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @classmethod
+    def trusted(cls, **values: Any) -> Self:
+        """An instance from values the evaluators computed, already of the declared types (an int
+        for a float field must be passed as a float): built without validation, for speed.
+        Anything read from outside goes through the validating constructor."""
+        fields = _all_fields(cls).copy()
+        fields.update(values)
+        return cls._unvalidated(fields, set(values))
+
+    def replaced(self, **changes: Any) -> Self:
+        """``model_copy(update=changes)``, for speed: ``changes`` must be of the declared types."""
+        return self._unvalidated({**self.__dict__, **changes}, self.__pydantic_fields_set__ | changes.keys())
+
+    @classmethod
+    def _unvalidated(cls, fields: dict[str, Any], fields_set: set[str]) -> Self:
+        model = cls.__new__(cls)
+        object.__setattr__(model, "__dict__", fields)
+        object.__setattr__(model, "__pydantic_fields_set__", fields_set)
+        object.__setattr__(model, "__pydantic_extra__", None)
+        object.__setattr__(model, "__pydantic_private__", None)
+        return model
+
+
+@cache
+def _all_fields(cls: type[_Result]) -> dict[str, Any]:
+    """Every field in declaration order (the order JSON is written in), at its default."""
+    return {name: None if info.is_required() else info.get_default() for name, info in cls.model_fields.items()}
 
 
 Scalar = float | int | str | bool

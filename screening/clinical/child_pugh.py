@@ -47,7 +47,7 @@ _CLASSES: tuple[tuple[int, int, ChildPughClass], ...] = ((5, 6, "A"), (7, 9, "B"
 
 
 def _number(name: str, value: float, *, negative_ok: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if type(value) not in (float, int) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
         raise TypeError(f"{name} must be a number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
@@ -58,7 +58,7 @@ def _number(name: str, value: float, *, negative_ok: bool = False) -> float:
 
 
 def _grade(name: str, value: int, table: dict[int, int]) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if type(value) is not int and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
         raise TypeError(f"{name} must be an integer grade, got {value!r}")
     if int(value) not in table:
         raise ValueError(f"{name} must be one of {sorted(table)}, got {value!r}")

@@ -63,7 +63,7 @@ from ..rules.model import (
     Range,
 )
 from .conditions import FALSE, Cond, and_, cmp, leaf_conditions, negate, or_, plain_number, to_json
-from .explain import explained_trial
+from .explain import explained_trial, trial_facts
 from .flat import Slots, flatten
 
 # Rule node kinds the compiler cannot express, with the reason. Empty: every kind compiles. What
@@ -272,18 +272,19 @@ class DurableEngine:
         recorded = state if isinstance(state, dict) else {}
         return {c.id: Outcome(recorded.get(f"o.{c.id}", Outcome.UNKNOWN.value)) for c in loaded.trial.criteria}
 
-    def screen_trial(self, profile: PatientProfile, as_of: dt.date, trial_id: str) -> TrialResult:
+    def screen_trial(self, profile: PatientProfile, as_of: dt.date, trial_id: str, facts: PatientFacts | None = None) -> TrialResult:
         """A trial result whose outcomes come from the Rete network; the explanation (evidence,
         reason, missing) is built from the same normalized facts by the reference evaluator."""
         loaded = self.rules.trials[trial_id]
-        facts = PatientFacts(profile, as_of, loaded.trial.defaults, self.rules.codelists)
+        facts = facts or PatientFacts(profile, as_of, loaded.trial.defaults, self.rules.codelists)
         return explained_trial(loaded, facts, self.outcomes(profile, as_of, trial_id, facts), "durable_rules")
 
     def screen(self, profile: PatientProfile, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
         selected: Sequence[str] = sorted(set(trial_ids)) if trial_ids is not None else list(self.rules.trials)
+        shared = trial_facts(profile, as_of, self.rules, [self.rules.trials[t] for t in selected])
         return ScreeningResult(
             patient_id=profile.id,
             as_of=as_of,
             engine_version=__version__,
-            results=tuple(self.screen_trial(profile, as_of, t) for t in selected),
+            results=tuple(self.screen_trial(profile, as_of, loaded.trial.id, facts) for loaded, facts in shared),
         )

@@ -2,15 +2,17 @@
 
 It walks a criterion's expression with one handler per node class (``HANDLERS``), combining
 children with the Kleene connectives of :mod:`screening.logic`, and records as it goes the
-evidence each node used, the data it misses and a plain reason.
+evidence each node used, the data it misses and a plain reason. A handler prepares what depends
+on the node only (thresholds in canonical units, the text of the rule) and returns the node's
+evaluator over a patient's facts; a criterion is compiled so once and reused for every patient.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 from .. import logic
 from .._version import __version__
@@ -40,6 +42,7 @@ from ..rules.model import (
     Not,
     Op,
     Range,
+    Window,
 )
 
 STUDY_DESCRIPTION_CAVEAT = (
@@ -48,56 +51,77 @@ STUDY_DESCRIPTION_CAVEAT = (
 )
 
 
-@dataclass(frozen=True)
-class NodeResult:
+class NodeResult(NamedTuple):
     value: Truth
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
     reason: str = ""
 
 
-Handler = Callable[[object, PatientFacts], NodeResult]
+Evaluator = Callable[[PatientFacts], NodeResult]
+Handler = Callable[[Any], Evaluator]  # a node -> its evaluator, with the node's own text prepared
 
 
-def evaluate(expr: object, facts: PatientFacts) -> NodeResult:
+def compile_node(expr: object) -> Evaluator:
     try:
         handler = HANDLERS[type(expr)]
     except KeyError:
         raise EvaluatorGap(f"the explaining evaluator has no handler for {type(expr).__name__}") from None
-    return handler(expr, facts)
+    return handler(expr)
+
+
+def evaluate(expr: object, facts: PatientFacts) -> NodeResult:
+    return compile_node(expr)(facts)
 
 
 # -- connectives -----------------------------------------------------------------------------------
 
 
 def _combine(value: Truth, children: Sequence[NodeResult], joiner: str) -> NodeResult:
-    relevant = [c for c in children if c.value is value] if value is not None else list(children)
-    missing = [m for c in children if c.value is None for m in c.missing] if value is None else []
-    reasons = [c.reason for c in (relevant if value is not None else [c for c in children if c.value is None])]
-    return NodeResult(value, tuple(e for c in relevant for e in c.evidence), tuple(dict.fromkeys(missing)), joiner.join(dict.fromkeys(reasons)))
+    """Evidence of the children that decided ``value`` (of all when unknown); reasons of those
+    children (of the unknown ones when unknown)."""
+    if value is None:
+        undecided = [c for c in children if c.value is None]
+        missing = tuple(dict.fromkeys(m for c in undecided for m in c.missing))
+        return NodeResult(value, tuple(e for c in children for e in c.evidence), missing, joiner.join(dict.fromkeys(c.reason for c in undecided)))
+    relevant = [c for c in children if c.value is value]
+    return NodeResult(value, tuple(e for c in relevant for e in c.evidence), (), joiner.join(dict.fromkeys(c.reason for c in relevant)))
 
 
-def _all(expr: AllOf, facts: PatientFacts) -> NodeResult:
-    children = [evaluate(e, facts) for e in expr.of]
-    return _combine(logic.all_of(c.value for c in children), children, "; ")
+def _connective(combine: Callable[[Iterable[Truth]], Truth]) -> Handler:
+    def handler(expr: AllOf | AnyOf) -> Evaluator:
+        operands = tuple(compile_node(e) for e in expr.of)
+
+        def run(facts: PatientFacts) -> NodeResult:
+            children = [operand(facts) for operand in operands]
+            return _combine(combine(c.value for c in children), children, "; ")
+
+        return run
+
+    return handler
 
 
-def _any(expr: AnyOf, facts: PatientFacts) -> NodeResult:
-    children = [evaluate(e, facts) for e in expr.of]
-    return _combine(logic.any_of(c.value for c in children), children, "; ")
+def _at_least(expr: AtLeast) -> Evaluator:
+    operands, n = tuple(compile_node(e) for e in expr.of), expr.n
+
+    def run(facts: PatientFacts) -> NodeResult:
+        children = [operand(facts) for operand in operands]
+        value = logic.at_least(n, (c.value for c in children))
+        met = sum(c.value is True for c in children)
+        result = _combine(value, children, "; ")
+        return NodeResult(result.value, result.evidence, result.missing, f"{met} of {len(children)} hold, {n} needed: {result.reason}")
+
+    return run
 
 
-def _at_least(expr: AtLeast, facts: PatientFacts) -> NodeResult:
-    children = [evaluate(e, facts) for e in expr.of]
-    value = logic.at_least(expr.n, (c.value for c in children))
-    met = sum(c.value is True for c in children)
-    result = _combine(value, children, "; ")
-    return NodeResult(result.value, result.evidence, result.missing, f"{met} of {len(children)} hold, {expr.n} needed: {result.reason}")
+def _not(expr: Not) -> Evaluator:
+    operand = compile_node(expr.of)
 
+    def run(facts: PatientFacts) -> NodeResult:
+        child = operand(facts)
+        return NodeResult(logic.not_(child.value), child.evidence, child.missing, child.reason)
 
-def _not(expr: Not, facts: PatientFacts) -> NodeResult:
-    child = evaluate(expr.of, facts)
-    return NodeResult(logic.not_(child.value), child.evidence, child.missing, child.reason)
+    return run
 
 
 # -- numbers and categories ------------------------------------------------------------------------
@@ -110,6 +134,7 @@ _ACCEPT: dict[Op, Callable[[float], Interval]] = {
     Op.EQ: Interval.point,
     Op.NE: Interval.point,  # negated below
 }
+_VERB = {True: "meets", False: "does not meet", None: "cannot be checked against"}
 
 
 def _threshold(fact: str, value: float, unit: str | None) -> float:
@@ -135,29 +160,32 @@ def imprecise(label: str) -> str:
     return f"a more precise {label} result (the one recorded is censored or conflicting)"
 
 
-def _number_test(fact_name: str, within, accepted: Interval, negate: bool, wanted: str, facts: PatientFacts) -> NodeResult:
-    spec = FACTS[fact_name]
-    fact = facts.number(fact_name, within)
-    value = (test_integer if spec.integer else test)(fact.interval, accepted)
-    if negate:
-        value = logic.not_(value)
-    verb = {True: "meets", False: "does not meet", None: "cannot be checked against"}[value]
-    reason = f"{_describe_number(fact.label, fact.interval, fact.unit, bool(fact.missing))}, which {verb} {wanted}"
-    missing = (fact.missing or (imprecise(fact.label),)) if value is None else ()
-    return NodeResult(value, fact.evidence, missing, reason)
+def _number_test(fact_name: str, within: Window | None, accepted: Interval, negate: bool, wanted: str) -> Evaluator:
+    check = test_integer if FACTS[fact_name].integer else test
+
+    def run(facts: PatientFacts) -> NodeResult:
+        fact = facts.number(fact_name, within)
+        value = check(fact.interval, accepted)
+        if negate:
+            value = logic.not_(value)
+        reason = f"{_describe_number(fact.label, fact.interval, fact.unit, bool(fact.missing))}, which {_VERB[value]} {wanted}"
+        missing = (fact.missing or (imprecise(fact.label),)) if value is None else ()
+        return NodeResult(value, fact.evidence, missing, reason)
+
+    return run
 
 
 def _unit_text(unit: str | None) -> str:
     return {"a": " years", None: "", "1": ""}.get(unit, f" {unit}")
 
 
-def _compare(expr: Compare, facts: PatientFacts) -> NodeResult:
+def _compare(expr: Compare) -> Evaluator:
     threshold = _threshold(expr.fact, expr.value, expr.unit)
     wanted = f"{expr.op.value} {expr.value:g}{_unit_text(expr.unit)}"
-    return _number_test(expr.fact, expr.within, _ACCEPT[expr.op](threshold), expr.op is Op.NE, wanted, facts)
+    return _number_test(expr.fact, expr.within, _ACCEPT[expr.op](threshold), expr.op is Op.NE, wanted)
 
 
-def _range(expr: Range, facts: PatientFacts) -> NodeResult:
+def _range(expr: Range) -> Evaluator:
     low = _threshold(expr.fact, expr.min, expr.unit) if expr.min is not None else -math.inf
     high = _threshold(expr.fact, expr.max, expr.unit) if expr.max is not None else math.inf
     accepted = Interval(low, high, not expr.min_inclusive, not expr.max_inclusive)
@@ -165,90 +193,109 @@ def _range(expr: Range, facts: PatientFacts) -> NodeResult:
     right = "]" if expr.max_inclusive else ")"
     lo = f"{expr.min:g}" if expr.min is not None else "-inf"
     hi = f"{expr.max:g}" if expr.max is not None else "inf"
-    return _number_test(expr.fact, expr.within, accepted, False, f"the range {left}{lo}, {hi}{right}{_unit_text(expr.unit)}", facts)
+    return _number_test(expr.fact, expr.within, accepted, False, f"the range {left}{lo}, {hi}{right}{_unit_text(expr.unit)}")
 
 
 def _category_text(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value).replace("_", " ")
 
 
-def _is(expr: Is, facts: PatientFacts) -> NodeResult:
-    fact = facts.category(expr.fact)
-    if not fact.possible:
-        raise EvaluatorGap(f"{fact.label} has no possible value")
-    accepted = expr.accepted
-    value: Truth = True if fact.possible <= accepted else (False if not (fact.possible & accepted) else None)
-    shown = " or ".join(sorted(_category_text(v) for v in fact.possible))
+def _is(expr: Is) -> Evaluator:
+    name, accepted = expr.fact, expr.accepted
     wanted = " or ".join(sorted(_category_text(v) for v in accepted))
-    if fact.missing and value is None and len(fact.possible) == len(FACTS[expr.fact].values):
-        reason = f"{fact.label} is not recorded (needed: {wanted})"
-    else:
-        reason = f"{fact.label} is {shown}" + ("" if value else f", not {wanted}" if value is False else f"; cannot tell whether {wanted}")
-    return NodeResult(value, fact.evidence, fact.missing if value is None else (), reason)
+    every_value = len(FACTS[name].values)
+
+    def run(facts: PatientFacts) -> NodeResult:
+        fact = facts.category(name)
+        if not fact.possible:
+            raise EvaluatorGap(f"{fact.label} has no possible value")
+        value: Truth = True if fact.possible <= accepted else (False if not (fact.possible & accepted) else None)
+        if fact.missing and value is None and len(fact.possible) == every_value:
+            reason = f"{fact.label} is not recorded (needed: {wanted})"
+        else:
+            shown = " or ".join(sorted(_category_text(v) for v in fact.possible))
+            reason = f"{fact.label} is {shown}" + ("" if value else f", not {wanted}" if value is False else f"; cannot tell whether {wanted}")
+        return NodeResult(value, fact.evidence, fact.missing if value is None else (), reason)
+
+    return run
 
 
 # -- records ---------------------------------------------------------------------------------------
 
 
-def _finding(value: Truth, finding, found: str, absent: str, undecided: str) -> NodeResult:
-    reason = {True: found, False: absent, None: undecided}[value]
-    return NodeResult(value, finding.evidence, finding.missing if value is None else (), reason)
+def _finding(finding, reason: str) -> NodeResult:
+    return NodeResult(finding.value, finding.evidence, finding.missing if finding.value is None else (), reason)
 
 
-def _records(what: str, title: str, timing: str, finding) -> NodeResult:
-    names = ", ".join(sorted({e.label for e in finding.evidence}))
-    if finding.value is None and not finding.evidence:
-        return NodeResult(None, (), finding.missing, f"{title} [{timing}]: the {what} was not reviewed")
-    return _finding(
-        finding.value,
-        finding,
-        f"{title} [{timing}]: {names}",
-        f"no {title} [{timing}] among {finding.reviewed}",
-        f"{title} [{timing}] cannot be placed in time: {names}",
-    )
+def _records(what: str, codes: str, timing: str, find: Callable[[PatientFacts], Any]) -> Evaluator:
+    def run(facts: PatientFacts) -> NodeResult:
+        finding = find(facts)
+        title = facts.codelists[codes].title
+        if finding.value is False:
+            return _finding(finding, f"no {title} [{timing}] among {finding.reviewed}")
+        if finding.value is None and not finding.evidence:
+            return NodeResult(None, (), finding.missing, f"{title} [{timing}]: the {what} was not reviewed")
+        names = ", ".join(sorted({e.label for e in finding.evidence}))
+        return _finding(finding, f"{title} [{timing}]: {names}" if finding.value else f"{title} [{timing}] cannot be placed in time: {names}")
+
+    return run
 
 
-def _condition(expr: HasCondition, facts: PatientFacts) -> NodeResult:
-    timing = expr.timing.value + (f" in the last {expr.within.describe()}" if expr.within else "")
-    return _records("problem list", facts.codelists[expr.codes].title, timing, facts.condition(expr.codes, expr.timing, expr.within))
+def _timing(expr: HasCondition | HasMedication) -> str:
+    return expr.timing.value + (f" in the last {expr.within.describe()}" if expr.within else "")
 
 
-def _medication(expr: HasMedication, facts: PatientFacts) -> NodeResult:
-    timing = expr.timing.value + (f" in the last {expr.within.describe()}" if expr.within else "")
-    return _records("medication list", facts.codelists[expr.codes].title, timing, facts.medication(expr.codes, expr.timing, expr.within))
+def _condition(expr: HasCondition) -> Evaluator:
+    codes, timing, within = expr.codes, expr.timing, expr.within
+    return _records("problem list", codes, _timing(expr), lambda facts: facts.condition(codes, timing, within))
 
 
-def _procedure(expr: HasProcedure, facts: PatientFacts) -> NodeResult:
-    timing = f"in the last {expr.within.describe()}" if expr.within else "ever"
-    if expr.at_least > 1:
-        timing += f", at least {expr.at_least} times"
-    return _records("procedure history", facts.codelists[expr.codes].title, timing, facts.procedure(expr.codes, expr.within, expr.at_least))
+def _medication(expr: HasMedication) -> Evaluator:
+    codes, timing, within = expr.codes, expr.timing, expr.within
+    return _records("medication list", codes, _timing(expr), lambda facts: facts.medication(codes, timing, within))
 
 
-def _imaging(expr: ImagingFinding, facts: PatientFacts) -> NodeResult:
-    finding = facts.imaging(expr.finding, expr.modality, expr.within)
-    kinds = "/".join(m.value for m in expr.modality) or "imaging"
-    window = (expr.within or facts.defaults.imaging_within).describe()
-    shown = expr.finding.replace("_", " ")
-    if finding.value is None:
-        return NodeResult(None, (), finding.missing, f"no {kinds} in the last {window}")
-    return _finding(finding.value, finding, f"{kinds} shows {shown}", f"{kinds} in the last {window} does not show {shown}", "")
+def _procedure(expr: HasProcedure) -> Evaluator:
+    codes, within, at_least = expr.codes, expr.within, expr.at_least
+    timing = f"in the last {within.describe()}" if within else "ever"
+    if at_least > 1:
+        timing += f", at least {at_least} times"
+    return _records("procedure history", codes, timing, lambda facts: facts.procedure(codes, within, at_least))
 
 
-def _lab_result(expr: LabResult, facts: PatientFacts) -> NodeResult:
-    finding = facts.lab_result(expr.analyte, expr.result == "positive", expr.within)
-    window = (expr.within or facts.defaults.lab_within).describe()
-    label = ANALYTES[expr.analyte].display
-    if finding.value is None and not finding.evidence:
-        return NodeResult(None, (), finding.missing, f"no {label} result in the last {window}")
-    shown = " and ".join(sorted({str(e.value) for e in finding.evidence}))
-    return _finding(finding.value, finding, f"{label} is {shown}", f"{label} is {shown}, not {expr.result}",
-                    f"{label} is {shown}: inconclusive")
+def _imaging(expr: ImagingFinding) -> Evaluator:
+    name, modality, within = expr.finding, expr.modality, expr.within
+    kinds = "/".join(m.value for m in modality) or "imaging"
+    shown = name.replace("_", " ")
+
+    def run(facts: PatientFacts) -> NodeResult:
+        finding = facts.imaging(name, modality, within)
+        window = (within or facts.defaults.imaging_within).describe()
+        if finding.value is None:
+            return NodeResult(None, (), finding.missing, f"no {kinds} in the last {window}")
+        return _finding(finding, f"{kinds} shows {shown}" if finding.value else f"{kinds} in the last {window} does not show {shown}")
+
+    return run
+
+
+def _lab_result(expr: LabResult) -> Evaluator:
+    analyte, result, within = expr.analyte, expr.result, expr.within
+    positive, label = result == "positive", ANALYTES[analyte].display
+
+    def run(facts: PatientFacts) -> NodeResult:
+        finding = facts.lab_result(analyte, positive, within)
+        if finding.value is None and not finding.evidence:
+            window = (within or facts.defaults.lab_within).describe()
+            return NodeResult(None, (), finding.missing, f"no {label} result in the last {window}")
+        shown = " and ".join(sorted({str(e.value) for e in finding.evidence}))
+        return _finding(finding, {True: f"{label} is {shown}", False: f"{label} is {shown}, not {result}", None: f"{label} is {shown}: inconclusive"}[finding.value])
+
+    return run
 
 
 HANDLERS: dict[type, Handler] = {
-    AllOf: _all,
-    AnyOf: _any,
+    AllOf: _connective(logic.all_of),
+    AnyOf: _connective(logic.any_of),
     Not: _not,
     AtLeast: _at_least,
     Compare: _compare,
@@ -271,17 +318,37 @@ def _evidence_key(ev: Evidence) -> tuple:
 
 
 def _sorted_unique(items: Iterable[Evidence]) -> tuple[Evidence, ...]:
-    unique = {ev.model_dump_json(): ev for ev in items}
+    """Evidence without repeats (equal JSON), sorted; most criteria have one piece or none."""
+    distinct = tuple({id(ev): ev for ev in items}.values())
+    if len(distinct) < 2:
+        return distinct
+    unique = {ev.model_dump_json(): ev for ev in distinct}
     return tuple(sorted(unique.values(), key=_evidence_key))
 
 
+_COMPILED_LIMIT = 4096
+_compiled: dict[int, tuple[Criterion, Evaluator, Evaluator | None]] = {}  # by id(criterion), which the entry keeps alive
+
+
+def _compiled_criterion(criterion: Criterion) -> tuple[Criterion, Evaluator, Evaluator | None]:
+    """The criterion's rule and applicability compiled, once per criterion object."""
+    entry = _compiled.get(id(criterion))
+    if entry is None or entry[0] is not criterion:
+        if len(_compiled) >= _COMPILED_LIMIT:
+            _compiled.clear()
+        applies_when = None if criterion.applies_when is None else compile_node(criterion.applies_when)
+        entry = _compiled[id(criterion)] = (criterion, compile_node(criterion.rule), applies_when)
+    return entry
+
+
 def evaluate_criterion(criterion: Criterion, facts: PatientFacts) -> CriterionResult:
-    rule = evaluate(criterion.rule, facts)
-    if criterion.applies_when is None:
+    _, rule_of, applies_of = _compiled_criterion(criterion)
+    rule = rule_of(facts)
+    if applies_of is None:
         outcome = logic.outcome_of(rule.value)
         evidence, missing, reason = rule.evidence, rule.missing, rule.reason
     else:
-        applies = evaluate(criterion.applies_when, facts)
+        applies = applies_of(facts)
         outcome = logic.applicable(applies.value, rule.value, criterion.kind)
         if outcome is Outcome.NOT_APPLICABLE:
             evidence, missing, reason = applies.evidence, (), applies.reason
@@ -291,7 +358,7 @@ def evaluate_criterion(criterion: Criterion, facts: PatientFacts) -> CriterionRe
             reason = f"{rule.reason}; applies when {applies.reason}" if applies.value is None else rule.reason
         else:
             evidence, missing, reason = applies.evidence + rule.evidence, (), rule.reason
-    return CriterionResult(
+    return CriterionResult.trusted(
         id=criterion.id,
         kind=criterion.kind,
         text=criterion.text,
@@ -308,7 +375,7 @@ def trial_result(loaded: LoadedTrial, criteria: Sequence[CriterionResult]) -> Tr
     verdict = logic.verdict((c.kind, c.outcome) for c in criteria)
     caveats = ((STUDY_DESCRIPTION_CAVEAT,) if trial.source.basis is Basis.STUDY_DESCRIPTION else ()) + trial.caveats
     unknown = [c for c in criteria if c.outcome is Outcome.UNKNOWN]
-    return TrialResult(
+    return TrialResult.trusted(
         trial_id=trial.id,
         title=trial.title,
         rules_version=trial.version,
@@ -334,9 +401,17 @@ def explained_trial(loaded: LoadedTrial, facts: PatientFacts, outcomes: dict[str
     return trial_result(loaded, explained)
 
 
-def screen_trial(profile: PatientProfile, loaded: LoadedTrial, codelists, as_of: dt.date) -> TrialResult:
-    facts = PatientFacts(profile, as_of, loaded.trial.defaults, codelists)
+def screen_trial(loaded: LoadedTrial, facts: PatientFacts) -> TrialResult:
     return trial_result(loaded, [evaluate_criterion(c, facts) for c in loaded.trial.criteria])
+
+
+def trial_facts(profile: PatientProfile, as_of: dt.date, rules: RuleSet, selected: Iterable[LoadedTrial]) -> Iterator[tuple[LoadedTrial, PatientFacts]]:
+    """Each selected trial with the patient's facts under its defaults, normalized once and shared."""
+    facts: PatientFacts | None = None
+    for loaded in selected:
+        defaults = loaded.trial.defaults
+        facts = facts.with_defaults(defaults) if facts else PatientFacts(profile, as_of, defaults, rules.codelists)
+        yield loaded, facts
 
 
 def screen_patient(profile: PatientProfile, rules: RuleSet, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
@@ -346,6 +421,6 @@ def screen_patient(profile: PatientProfile, rules: RuleSet, as_of: dt.date, tria
         patient_id=profile.id,
         as_of=as_of,
         engine_version=__version__,
-        results=tuple(screen_trial(profile, loaded, rules.codelists, as_of) for loaded in selected),
+        results=tuple(screen_trial(loaded, facts) for loaded, facts in trial_facts(profile, as_of, rules, selected)),
     )
 

@@ -10,12 +10,14 @@ multilinear (MELD 3.0) in their inputs, so the corners bound every possible valu
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..clinical import child_pugh, meld
 from ..clinical.analytes import ANALYTE_BY_LOINC, ANALYTES
@@ -28,6 +30,7 @@ from ..patient.model import (
     POSITIVE_RESULTS,
     AssessmentName,
     Comparator,
+    Condition,
     MedicationStatus,
     PatientProfile,
     QualitativeResult,
@@ -41,6 +44,8 @@ from .intervals import Interval
 DIALYSIS_CODELIST = "dialysis"
 _BEYOND_CUT_OFFS = 1e6  # above every Child-Pugh cut-off, for scoring an open-ended censored value
 DIALYSIS_WINDOW = Window(days=7)  # OPTN: dialysis at least twice in the prior week
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,10 @@ MELD_INPUTS = {"meld": ("bilirubin", "creatinine", "inr"), "meld_na": ("bilirubi
 
 @dataclass
 class PatientFacts:
+    """One patient's facts at ``as_of``. Answers are cached under every input they depend on
+    (windows resolved against ``defaults``), so :meth:`with_defaults` can share them between
+    trials."""
+
     profile: PatientProfile
     as_of: dt.date
     defaults: Defaults
@@ -174,7 +183,7 @@ class PatientFacts:
             recorded = f"observations[{i}]"
             if analyte.unit is None:
                 if obs.result is not None:
-                    ev = Evidence(fact=f"lab.{analyte.name}", label=analyte.display, value=obs.result.value, date=obs.date, source=f"LOINC {obs.loinc}")
+                    ev = Evidence.trusted(fact=f"lab.{analyte.name}", label=analyte.display, value=obs.result.value, date=obs.date, source=f"LOINC {obs.loinc}")
                     qualitative[analyte.name].append(_Qualitative(obs.date, obs.result, ev))
                 continue
             if obs.value is None:
@@ -199,7 +208,7 @@ class PatientFacts:
             as_recorded = f"{obs.comparator.value if obs.comparator else ''}{_fmt(obs.value)}{unit_text}"
             if obs.control is not None:
                 as_recorded += f", control {_fmt(obs.control)}{unit_text}"
-            ev = Evidence(
+            ev = Evidence.trusted(
                 fact=f"lab.{analyte.name}",
                 label=analyte.display + (" prolongation over control" if analyte.name == "prothrombin_time" else ""),
                 value=round_significant(value, 6) if interval.is_point else None,
@@ -213,18 +222,30 @@ class PatientFacts:
         self._labs = dict(labs)
         self._qualitative = dict(qualitative)
 
+    def with_defaults(self, defaults: Defaults) -> PatientFacts:
+        """The same facts under another trial's default windows, sharing the normalized records
+        and every answer computed so far."""
+        if defaults is self.defaults:
+            return self
+        shared = copy.copy(self)
+        shared.defaults = defaults
+        return shared
+
+    def _memo(self, compute: Callable[..., T], *args: Hashable) -> T:
+        """``compute(*args)``, once: keyed on the method and every argument (windows resolved)."""
+        key = (compute.__name__, args)
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = self._cache[key] = compute(*args)
+            return value
+
     # -- numbers -------------------------------------------------------------------------------
 
     def number(self, name: str, within: Window | None = None) -> NumberFact:
-        key = ("number", name, within)
-        if key not in self._cache:
-            self._cache[key] = self._number(name, within)
-        return self._cache[key]
-
-    def _number(self, name: str, within: Window | None) -> NumberFact:
         spec = FACTS[name]
         if name == "age":
-            return self._age()
+            return self._memo(self._age)
         if spec.analyte is not None:
             return self.lab(spec.analyte, within or self.defaults.lab_within)
         if name.startswith("assessment."):
@@ -242,11 +263,14 @@ class PatientFacts:
         if birth is None:
             return NumberFact("Age", Interval(), "a", missing=("birth date",))
         years = completed_years(birth, self.as_of)
-        ev = Evidence(fact="age", label="Age", value=years, unit="a", source=f"birth_date: {birth.isoformat()}")
+        ev = Evidence.trusted(fact="age", label="Age", value=years, unit="a", source=f"birth_date: {birth.isoformat()}")
         return NumberFact("Age", Interval.point(years), "a", (ev,))
 
     def lab(self, analyte: str, window: Window) -> NumberFact:
         """The latest numeric result in the window; same-day results span an interval."""
+        return self._memo(self._lab, analyte, window)
+
+    def _lab(self, analyte: str, window: Window) -> NumberFact:
         info = ANALYTES[analyte]
         start = window.start(self.as_of)
         results = [lab for lab in self._labs.get(analyte, ()) if start <= lab.date <= self.as_of]
@@ -260,6 +284,9 @@ class PatientFacts:
         return NumberFact(info.display, interval, info.unit, tuple(lab.evidence for lab in same_day))
 
     def _assessment(self, name: AssessmentName, window: Window) -> NumberFact:
+        return self._memo(self._assessment_in, name, window)
+
+    def _assessment_in(self, name: AssessmentName, window: Window) -> NumberFact:
         label = name.value.replace("_", " ").capitalize()
         start = window.start(self.as_of)
         found = [(a.date, a.grade) for a in self.profile.assessments if a.name is name and start <= a.date <= self.as_of]
@@ -267,17 +294,17 @@ class PatientFacts:
             return NumberFact(label, Interval(), missing=(_label_window(label, window),))
         latest = max(d for d, _ in found)
         grades = sorted({g for d, g in found if d == latest})
-        ev = tuple(Evidence(fact=f"assessment.{name.value}", label=label, value=g, date=latest, source="assessment") for g in grades)
+        ev = tuple(Evidence.trusted(fact=f"assessment.{name.value}", label=label, value=g, date=latest, source="assessment") for g in grades)
         return NumberFact(label, Interval(grades[0], grades[-1]), evidence=ev)
 
     # -- Child-Pugh ----------------------------------------------------------------------------
 
     def _child_pugh(self, within: Window | None) -> tuple[NumberFact, dict[str, NumberFact]]:
-        key = ("child_pugh", within)
-        if key in self._cache:
-            return self._cache[key]
         lab_window = within or self.defaults.lab_within
         assessment_window = within or self.defaults.assessment_within
+        return self._memo(self._child_pugh_in, lab_window, assessment_window)
+
+    def _child_pugh_in(self, lab_window: Window, assessment_window: Window) -> tuple[NumberFact, dict[str, NumberFact]]:
         inr = self.lab("inr", lab_window)
         coagulation: tuple[NumberFact, Callable[[float], int]] = (inr, child_pugh.inr_points)
         if not inr.evidence:
@@ -306,27 +333,26 @@ class PatientFacts:
             low, high = low + p_low, high + p_high
             label = f"Child-Pugh {component} points"
             exact = p_low if p_low == p_high else None
-            part_evidence = tuple(
-                ev.model_copy(update={"points": exact}) for ev in fact.evidence
-            )
+            part_evidence = tuple(ev.replaced(points=exact) for ev in fact.evidence)
             parts.extend(part_evidence)
             points[component] = NumberFact(label, Interval(p_low, p_high), evidence=part_evidence, missing=fact.missing)
-        score_ev = Evidence(
+        score_ev = Evidence.trusted(
             fact="child_pugh.score",
             label="Child-Pugh score",
             value=low if low == high else None,
-            low=None if low == high else low,
-            high=None if low == high else high,
+            low=None if low == high else float(low),
+            high=None if low == high else float(high),
             parts=tuple(parts),
         )
-        result = (NumberFact("Child-Pugh score", Interval(low, high), evidence=(score_ev,), missing=tuple(missing)), points)
-        self._cache[key] = result
-        return result
+        return NumberFact("Child-Pugh score", Interval(low, high), evidence=(score_ev,), missing=tuple(missing)), points
 
     # -- MELD family ---------------------------------------------------------------------------
 
     def _meld(self, name: str, within: Window | None) -> NumberFact:
         window = within or self.defaults.lab_within
+        return self._memo(self._meld_in, name, window)
+
+    def _meld_in(self, name: str, window: Window) -> NumberFact:
         ranges: list[tuple[float, ...]] = []
         parts: list[Evidence] = []
         missing: list[str] = []
@@ -346,24 +372,21 @@ class PatientFacts:
             flags.append(tuple(sorted({s == "female" for s in sex.possible})))
         low, high = meld_corners(name, ranges, flags)
         label = SCORES[name]
-        ev = Evidence(fact=name, label=label, value=low if low == high else None, low=None if low == high else low,
-                      high=None if low == high else high, parts=tuple(parts))
+        ev = Evidence.trusted(fact=name, label=label, value=low if low == high else None, low=None if low == high else float(low),
+                              high=None if low == high else float(high), parts=tuple(parts))
         return NumberFact(label, Interval(low, high), evidence=(ev,), missing=tuple(missing))
 
     # -- categories ----------------------------------------------------------------------------
 
     def category(self, name: str) -> CategoryFact:
-        key = ("category", name)
-        if key not in self._cache:
-            self._cache[key] = self._category(name)
-        return self._cache[key]
-
-    def _category(self, name: str) -> CategoryFact:
-        spec = FACTS[name]
-        if name == "child_pugh.class":
+        if name == "child_pugh.class":  # from the score, under the default windows
             score = self._child_pugh(None)[0]
             classes = frozenset(child_pugh.child_pugh_class(t) for t in range(int(score.interval.low), int(score.interval.high) + 1))
             return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing)
+        return self._memo(self._category, name)
+
+    def _category(self, name: str) -> CategoryFact:
+        spec = FACTS[name]
         if name == "dialysis":
             found = self.procedure(DIALYSIS_CODELIST, DIALYSIS_WINDOW, at_least=2)
             possible = frozenset({True, False}) if found.value is None else frozenset({found.value})
@@ -372,29 +395,42 @@ class PatientFacts:
         if value is None:
             return CategoryFact(spec.label, frozenset(spec.values), missing=(spec.label.lower(),))
         value = value.value if hasattr(value, "value") else value
-        return CategoryFact(spec.label, frozenset({value}), (Evidence(fact=name, label=spec.label, value=value, source=name),))
+        return CategoryFact(spec.label, frozenset({value}), (Evidence.trusted(fact=name, label=spec.label, value=value, source=name),))
 
     # -- records -------------------------------------------------------------------------------
 
     def condition(self, codes: str, timing: Timing, within: Window | None) -> Finding:
+        return self._memo(self._condition, codes, timing, within)
+
+    def _condition(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         codelist = self.codelists[codes]
         if self.profile.conditions is None:
             return Finding(None, missing=("problem list (conditions not reviewed)",))
         start = within.start(self.as_of) if within else None
-        hits: list[tuple[Truth, Evidence]] = []
-        for c in self.profile.conditions:
-            if not (codelist.matches_icd10(c.icd10) or codelist.matches_snomed(c.snomed)):
-                continue
-            if c.onset is not None and c.onset > self.as_of:
-                continue
-            value = self._timed(timing, start, c.resolved, c.status in ACTIVE_CONDITION_STATUSES)
-            code = c.icd10 or f"SNOMED {c.snomed}"
-            status = "resolved " + c.resolved.isoformat() if c.resolved else c.status.value
-            ev = Evidence(fact="condition", label=c.display or code, value=code, date=c.onset, source=f"condition {status}")
-            hits.append((value, ev))
+        hits = [
+            (self._timed(timing, start, c.resolved, active), ev)
+            for c, active, ev in self._memo(self._conditions)
+            if codelist.matches_icd10(c.icd10) or codelist.matches_snomed(c.snomed)
+        ]
         return self._combine(hits, codelist.title, _count(len(self.profile.conditions), "condition"))
 
+    def _conditions(self) -> list[tuple[Condition, bool, Evidence]]:
+        """The conditions with an onset up to the screening date: each with whether its status is
+        active and its evidence, built once for every code list asked about."""
+        conditions = []
+        for c in self.profile.conditions or ():
+            if c.onset is not None and c.onset > self.as_of:
+                continue
+            code = c.icd10 or f"SNOMED {c.snomed}"
+            status = "resolved " + c.resolved.isoformat() if c.resolved else c.status.value
+            ev = Evidence.trusted(fact="condition", label=c.display or code, value=code, date=c.onset, source=f"condition {status}")
+            conditions.append((c, c.status in ACTIVE_CONDITION_STATUSES, ev))
+        return conditions
+
     def medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
+        return self._memo(self._medication, codes, timing, within)
+
+    def _medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         codelist = self.codelists[codes]
         if self.profile.medications is None:
             return Finding(None, missing=("medication list (not reviewed)",))
@@ -408,12 +444,15 @@ class PatientFacts:
                 continue
             # a medication ending on the screening date is still taken that day
             value = self._timed(timing, start, m.end + dt.timedelta(days=1) if m.end else None, m.status is MedicationStatus.ACTIVE)
-            ev = Evidence(fact="medication", label=m.name, value=m.atc or name or m.rxnorm, date=m.start,
-                          source=f"medication {m.status.value}" + (f", ended {m.end.isoformat()}" if m.end else ""))
+            ev = Evidence.trusted(fact="medication", label=m.name, value=m.atc or name or m.rxnorm, date=m.start,
+                                  source=f"medication {m.status.value}" + (f", ended {m.end.isoformat()}" if m.end else ""))
             hits.append((value, ev))
         return self._combine(hits, codelist.title, _count(len(self.profile.medications), "medication"))
 
     def procedure(self, codes: str, within: Window | None, at_least: int = 1) -> Finding:
+        return self._memo(self._procedure, codes, within, at_least)
+
+    def _procedure(self, codes: str, within: Window | None, at_least: int) -> Finding:
         codelist = self.codelists[codes]
         if self.profile.procedures is None:
             return Finding(None, missing=("procedure history (not reviewed)",))
@@ -428,8 +467,8 @@ class PatientFacts:
             )
             if not matched or (p.date is not None and p.date > self.as_of):
                 continue
-            ev = Evidence(fact="procedure", label=p.display or p.kind or p.code or "", value=p.kind or p.code, date=p.date,
-                          source="procedure" + (f" {p.system} {p.code}" if p.code else ""))
+            ev = Evidence.trusted(fact="procedure", label=p.display or p.kind or p.code or "", value=p.kind or p.code, date=p.date,
+                                  source="procedure" + (f" {p.system} {p.code}" if p.code else ""))
             if start is None or (p.date is not None and p.date >= start):
                 certain.append(ev)
             elif p.date is None:
@@ -441,6 +480,9 @@ class PatientFacts:
 
     def imaging(self, finding: str, modalities: tuple, window: Window | None) -> Finding:
         window = window or self.defaults.imaging_within
+        return self._memo(self._imaging, finding, modalities, window)
+
+    def _imaging(self, finding: str, modalities: tuple, window: Window) -> Finding:
         start = window.start(self.as_of)
         studies = [s for s in self.profile.imaging if start <= s.date <= self.as_of and (not modalities or s.modality in modalities)]
         kinds = "/".join(m.value for m in modalities) or "imaging"
@@ -449,18 +491,21 @@ class PatientFacts:
         showing = [s for s in studies if s.findings is not None and finding in s.findings]
         uncoded = [s for s in studies if s.findings is None]
         if not showing and uncoded:
-            evidence = tuple(Evidence(fact="imaging", label=s.modality.value, value="findings not coded", date=s.date,
-                                      source="imaging report" + (f": {s.report}" if s.report else "")) for s in uncoded)
+            evidence = tuple(Evidence.trusted(fact="imaging", label=s.modality.value, value="findings not coded", date=s.date,
+                                              source="imaging report" + (f": {s.report}" if s.report else "")) for s in uncoded)
             return Finding(None, evidence, (f"structured findings of the {kinds} report (last {window.describe()})",))
         evidence = tuple(
-            Evidence(fact="imaging", label=s.modality.value, value=", ".join(sorted(s.findings or ())) or "no findings", date=s.date,
-                     source="imaging report" + (f": {s.report}" if s.report else ""))
+            Evidence.trusted(fact="imaging", label=s.modality.value, value=", ".join(sorted(s.findings or ())) or "no findings", date=s.date,
+                             source="imaging report" + (f": {s.report}" if s.report else ""))
             for s in (showing or studies)
         )
         return Finding(bool(showing), evidence, reviewed=_count(len(studies), "study", "studies"))
 
     def lab_result(self, analyte: str, positive: bool, window: Window | None) -> Finding:
         window = window or self.defaults.lab_within
+        return self._memo(self._lab_result, analyte, positive, window)
+
+    def _lab_result(self, analyte: str, positive: bool, window: Window) -> Finding:
         info = ANALYTES[analyte]
         start = window.start(self.as_of)
         results = [q for q in self._qualitative.get(analyte, ()) if start <= q.date <= self.as_of]

@@ -100,10 +100,20 @@ class CodeList(BaseModel):
         alternatives = "|".join(re.escape(n) for n in sorted(self.codes.names, key=len, reverse=True))
         return re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])", re.IGNORECASE)
 
+    @cached_property
+    def _icd10_matched(self) -> dict[str, bool]:
+        return {}  # code as recorded -> matches; bounded by the ICD-10 vocabulary
+
     def matches_icd10(self, code: str | None) -> bool:
         if not code:
             return False
-        code = normalize_icd10(code)
+        try:
+            return self._icd10_matched[code]
+        except KeyError:
+            matched = self._icd10_matched[code] = self._match_icd10(normalize_icd10(code))
+            return matched
+
+    def _match_icd10(self, code: str) -> bool:
         if code in self._icd10_exact or code.startswith(self._icd10_prefixes):
             return True
         category = code[:3]
