@@ -14,7 +14,6 @@ both paths.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 

@@ -25,7 +25,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from ..errors import ScreeningError
-from ..evaluators.vectorized import VERDICTS, FactColumns, VectorTrial, compile_trial, group_rows, missing_masks, row_facts, trial_rows
+from ..evaluators.vectorized import FactColumns, VectorTrial, compile_trial, group_rows, missing_masks, row_facts, trial_rows
 from ..facts.resolve import PatientFacts
 from ..logic import Verdict
 from ..patient.io import parse_patient
