@@ -16,20 +16,33 @@ patient and trial). Rules: :func:`load_rules`, once, then reuse the :class:`Rule
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from collections.abc import Iterable
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from ._version import __version__
 from .errors import EvaluatorGap, PatientDataError, RulesError, ScreeningError, UnitError, UnknownTrialError
-from .evaluators.durable import DurableEngine
 from .evaluators.explain import screen_patient
-from .evaluators.vectorized import VectorizedEngine
 from .logic import CriterionKind, Outcome, Verdict
-from .cohort import CohortSummary, read_cohort, screen_cohort
 from .patient.io import load_patient, load_patient_with_warnings, parse_patient
 from .patient.model import PatientProfile
 from .results import CriterionResult, Evidence, ScreeningResult, TrialResult
 from .rules.loader import RuleSet, load_rules
+
+if TYPE_CHECKING:
+    from .cohort import CohortSummary, read_cohort, screen_cohort
+    from .evaluators.durable import DurableEngine
+
+# Imported on first use (PEP 562), so screening one patient does not load pandas or durable_rules.
+_LAZY = {"CohortSummary": ".cohort", "read_cohort": ".cohort", "screen_cohort": ".cohort", "DurableEngine": ".evaluators.durable"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 Engine = Literal["explain", "durable", "vectorized"]
@@ -61,6 +74,8 @@ def screen(
         return durable_engine(rules).screen(patient, as_of, trials)
     if engine == "vectorized":
         if "vectorized" not in rules.compiled:
+            from .evaluators.vectorized import VectorizedEngine
+
             rules.compiled["vectorized"] = VectorizedEngine(rules)
         return rules.compiled["vectorized"].screen(patient, as_of, trials)
     raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
@@ -69,6 +84,8 @@ def screen(
 def durable_engine(rules: RuleSet) -> DurableEngine:
     """The durable_rules engine for ``rules``, compiled and registered on first use."""
     if "durable" not in rules.compiled:
+        from .evaluators.durable import DurableEngine
+
         rules.compiled["durable"] = DurableEngine(rules)
     return rules.compiled["durable"]
 

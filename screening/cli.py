@@ -15,9 +15,8 @@ from collections import Counter
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -25,17 +24,18 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from . import screen as screen_api
-from .cohort import CohortSummary, read_cohort, screen_cohort
-from .cohort.output import ResultWriter
-from .cohort.report import write_reports
 from .errors import PatientDataError, ScreeningError, UnknownTrialError
 from .patient.io import load_patient_with_warnings
-from .patient.model import PatientProfile
 from .render.text import render_text, render_warnings
-from .schemas import render, write_all
-from .service.config import ServiceConfig
 from .rules.loader import RuleSet, load_rules
-from .watch import Watcher
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .cohort import CohortSummary
+
+# A command imports what only it needs (pandas, the cohort path, the service, durable_rules) when
+# it runs, so `screening screen` for one patient starts without them.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Clinical-trial eligibility screening with explained verdicts.")
 
@@ -122,6 +122,8 @@ def screen_cohort_command(
     workers: Annotated[int, typer.Option("--workers", min=0, help="Processes screening chunks side by side (0: one per core)")] = 1,
 ) -> None:
     """Screen a cohort with the vectorized evaluator: one result row per patient and trial."""
+    from .cohort import CohortSummary
+
     screening_date = _date(as_of)
     summary = CohortSummary()
     try:
@@ -145,12 +147,22 @@ def screen_cohort_command(
     _console().print(table)
     typer.echo(f"results: {out}")
     if report is not None:
-        results = pd.read_csv(out, dtype=str, keep_default_na=False) if out.suffix.lower() == ".csv" else pd.read_parquet(out)
-        html_path, md_path = write_reports(results, ruleset, report, screening_date.isoformat())
+        from .cohort.report import write_reports
+
+        html_path, md_path = write_reports(_read_results(out), ruleset, report, screening_date.isoformat())
         typer.echo(f"report: {html_path} and {md_path}")
 
 
+def _read_results(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+
+
 def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, chunk_size: int, summary: CohortSummary, workers: int) -> None:
+    from .cohort import read_cohort, screen_cohort
+    from .cohort.output import ResultWriter
+
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True), disable=not sys.stderr.isatty())
     with ResultWriter(out) as writer, progress:
         task = progress.add_task("screening", total=None)
@@ -196,10 +208,11 @@ def report(
     as_of: Annotated[str, typer.Option("--as-of", help="The screening date the results were made for (shown in the report)")] = "",
 ) -> None:
     """Attrition funnel, verdict counts and near-miss worklists from cohort results."""
+    from .cohort.report import write_reports
+
     try:
         ruleset = _rules(rules)
-        frame = pd.read_csv(results, dtype=str, keep_default_na=False) if results.suffix.lower() == ".csv" else pd.read_parquet(results)
-        html_path, md_path = write_reports(frame, ruleset, out, as_of or "not stated")
+        html_path, md_path = write_reports(_read_results(results), ruleset, out, as_of or "not stated")
     except (ScreeningError, OSError, KeyError) as exc:
         raise _fail(f"{results}: {exc}") from None
     typer.echo(f"report: {html_path} and {md_path}")
@@ -214,6 +227,8 @@ def watch(
     max_patients: Annotated[int, typer.Option("--max-patients", min=1, help="Patients kept; the least recently updated is evicted")] = 100_000,
 ) -> None:
     """Re-screen patients as events arrive; print a JSON line whenever a verdict changes."""
+    from .watch import Watcher
+
     screening_date = _date(as_of)
     try:
         ruleset = _rules(rules)
@@ -279,6 +294,9 @@ def schema(
     write: Annotated[Optional[Path], typer.Option("--write", help="Write every schema into this directory instead")] = None,
 ) -> None:
     """Print the patient profile JSON Schema (or write all schemas with --write DIR)."""
+    from .patient.model import PatientProfile
+    from .schemas import render, write_all
+
     if write is not None:
         for path in write_all(write):
             typer.echo(f"wrote {path}")
@@ -297,6 +315,7 @@ def serve(
     """Serve screening over HTTP (FastAPI under uvicorn). SIGHUP reloads the rules (with --workers
     N, SIGHUP to this process replaces every worker); so does POST /admin/reload. Other settings
     come from the environment (see screening/service/config.py), e.g. $SCREENING_ADMIN_TOKEN."""
+    from .service.config import ServiceConfig
     from .service.run import serve as run_service
 
     given = {"rules_dir": rules, "max_body_bytes": max_body_bytes}

@@ -13,8 +13,7 @@ from __future__ import annotations
 import math
 import re
 from functools import cache, lru_cache
-
-import pint
+from typing import TYPE_CHECKING
 
 from ..errors import UnitError
 from .analytes import ANALYTES, Analyte
@@ -24,11 +23,18 @@ _ANNOTATION = re.compile(r"\{[^{}]*\}")
 _POWER_OF_TEN = re.compile(r"10\*(-?\d+)|10\^(-?\d+)")
 _EQUIVALENT = re.compile(r"(?<![A-Za-z])([munp]?)(?:eq|Eq)(?![A-Za-z])")
 
+if TYPE_CHECKING:
+    import pint
+
 SIGNIFICANT_DIGITS = 12  # converted values are rounded so float noise cannot cross a cut-off
 
 
 @cache
 def _registry() -> pint.UnitRegistry:
+    """The pint registry, built on the first conversion that needs it (importing pint and building
+    its registry take about half a second, which a value already in canonical units never pays)."""
+    import pint
+
     registry = pint.UnitRegistry(autoconvert_offset_to_baseunit=False)
     registry.define("international_unit = [international_unit] = IU")
     return registry
@@ -55,6 +61,10 @@ def conversion_factor(analyte_name: str, ucum: str) -> float:
         raise UnitError(f"{analyte.display} is qualitative and takes no unit", field="unit")
     if analyte.unit == "1" and _ANNOTATION.sub("", ucum) not in ("", "1"):
         raise UnitError(f"{ucum!r}: {analyte.display} is a unitless ratio (UCUM '1')", field="unit")
+    if ucum == analyte.unit:
+        return 1.0
+    import pint  # loaded by _registry()
+
     registry = _registry()
     try:
         source = registry.parse_expression(_to_pint(ucum, analyte))

@@ -1,0 +1,52 @@
+"""Start-up cost of the one-patient path: what `screening screen` must not import.
+
+A research coordinator runs the CLI once per candidate; pandas, durable_rules, the HTTP service
+and (for values already in canonical units) pint are loaded only by the paths that use them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "patients" / "examples" / "P04-jakarta-cpa-compensated-ineligible.json"
+HEAVY = ("pandas", "durable", "fastapi", "uvicorn", "matplotlib", "fhir")
+
+
+def _modules_after(code: str) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+                          capture_output=True, text=True, check=True, cwd=ROOT)
+    return {name.split(".")[0] for name in json.loads(done.stdout.splitlines()[-1])}
+
+
+def test_cli_screening_one_patient_loads_no_cohort_service_or_rete_code():
+    loaded = _modules_after(
+        "import sys\nfrom screening.cli import main\n"
+        f"sys.argv = ['screening', 'screen', {str(EXAMPLE)!r}, '--as-of', '2026-11-22', '--format', 'json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass"
+    )
+    assert "screening" in loaded
+    assert not loaded & set(HEAVY)
+
+
+def test_values_in_canonical_units_need_no_unit_registry():
+    profile = json.loads(EXAMPLE.read_text())
+    profile["observations"] = [o for o in profile["observations"] if o["loinc"] in ("1975-2", "1751-7", "6301-6")]
+    assert {o.get("unit") for o in profile["observations"]} == {"mg/dL", "g/dL", "1"}
+    loaded = _modules_after(
+        "import datetime as dt\nfrom screening import load_rules, parse_patient, screen\n"
+        f"screen(parse_patient({profile!r}), load_rules('rules'), as_of=dt.date(2026, 11, 22))"
+    )
+    assert "pint" not in loaded
+
+
+@pytest.mark.parametrize("name", ["read_cohort", "screen_cohort", "CohortSummary", "DurableEngine"])
+def test_lazy_public_names_resolve(name):
+    import screening
+
+    assert getattr(screening, name).__name__ == name
