@@ -24,9 +24,7 @@ class _Result(BaseModel):
         """An instance from values the evaluators computed, already of the declared types (an int
         for a float field must be passed as a float): built without validation, for speed.
         Anything read from outside goes through the validating constructor."""
-        fields = _all_fields(cls).copy()
-        fields.update(values)
-        return cls._unvalidated(fields, set(values))
+        return cls._unvalidated({**_all_fields(cls), **values}, set(values))
 
     def replaced(self, **changes: Any) -> Self:
         """``model_copy(update=changes)``, for speed: ``changes`` must be of the declared types."""
@@ -34,12 +32,15 @@ class _Result(BaseModel):
 
     @classmethod
     def _unvalidated(cls, fields: dict[str, Any], fields_set: set[str]) -> Self:
-        model = cls.__new__(cls)
-        object.__setattr__(model, "__dict__", fields)
-        object.__setattr__(model, "__pydantic_fields_set__", fields_set)
-        object.__setattr__(model, "__pydantic_extra__", None)
-        object.__setattr__(model, "__pydantic_private__", None)
+        model = _new(cls)
+        _set(model, "__dict__", fields)
+        _set(model, "__pydantic_fields_set__", fields_set)
+        _set(model, "__pydantic_extra__", None)
+        _set(model, "__pydantic_private__", None)
         return model
+
+
+_new, _set = object.__new__, object.__setattr__  # BaseModel defines neither: the plain object ones
 
 
 @cache

@@ -8,13 +8,15 @@ the same answer.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..logic import Truth
 
 
-@dataclass(frozen=True)
-class Interval:
+class Interval(NamedTuple):
+    """Possible values from ``low`` to ``high``; an open end excludes its bound. A tuple: several
+    are built per fact test."""
+
     low: float = -math.inf
     high: float = math.inf
     low_open: bool = False
@@ -22,7 +24,7 @@ class Interval:
 
     @classmethod
     def point(cls, value: float) -> Interval:
-        return cls(value, value)
+        return cls(value, value, False, False)
 
     @property
     def is_point(self) -> bool:

@@ -17,7 +17,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from ..clinical import child_pugh, meld
 from ..clinical.analytes import ANALYTE_BY_LOINC, ANALYTES
@@ -46,10 +46,13 @@ _BEYOND_CUT_OFFS = 1e6  # above every Child-Pugh cut-off, for scoring an open-en
 DIALYSIS_WINDOW = Window(days=7)  # OPTN: dialysis at least twice in the prior week
 
 T = TypeVar("T")
+_UNSET = object()
 
 
-@dataclass(frozen=True)
-class NumberFact:
+class NumberFact(NamedTuple):
+    """A number question's answer: the possible values, with evidence and what is missing. The
+    answers are tuples: a patient's screening builds dozens of them."""
+
     label: str
     interval: Interval
     unit: str | None = None
@@ -57,16 +60,14 @@ class NumberFact:
     missing: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class CategoryFact:
+class CategoryFact(NamedTuple):
     label: str
     possible: frozenset
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     """The answer to a record question (condition, medication, procedure, imaging, qualitative lab)."""
 
     value: Truth
@@ -75,18 +76,20 @@ class Finding:
     reviewed: str = ""  # what was looked at, for the reason ("3 conditions", "the procedure history")
 
 
-@dataclass(frozen=True)
-class _Lab:
+class _Lab(NamedTuple):
+    """A numeric result, checked and in the canonical unit; its evidence is built when a question
+    uses it (:meth:`PatientFacts._lab_evidence`)."""
+
     date: dt.date
     interval: Interval  # canonical unit
-    evidence: Evidence
+    value: float  # canonical (for prothrombin time: the prolongation over control)
+    index: int  # in ``profile.observations``
 
 
-@dataclass(frozen=True)
-class _Qualitative:
+class _Qualitative(NamedTuple):
     date: dt.date
     result: QualitativeResult
-    evidence: Evidence
+    index: int
 
 
 def _fmt(value: float) -> str:
@@ -172,6 +175,8 @@ class PatientFacts:
     _cache: dict = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        """Check every result the rules could use (a bad unit or value is an error whichever trial
+        is screened) and index them by analyte; evidence is built on first use."""
         labs: dict[str, list[_Lab]] = defaultdict(list)
         qualitative: dict[str, list[_Qualitative]] = defaultdict(list)
         if self.profile.birth_date and self.profile.birth_date > self.as_of:
@@ -180,23 +185,21 @@ class PatientFacts:
             analyte = ANALYTE_BY_LOINC.get(obs.loinc)
             if analyte is None or obs.date > self.as_of:
                 continue
-            recorded = f"observations[{i}]"
             if analyte.unit is None:
                 if obs.result is not None:
-                    ev = Evidence.trusted(fact=f"lab.{analyte.name}", label=analyte.display, value=obs.result.value, date=obs.date, source=f"LOINC {obs.loinc}")
-                    qualitative[analyte.name].append(_Qualitative(obs.date, obs.result, ev))
+                    qualitative[analyte.name].append(_Qualitative(obs.date, obs.result, i))
                 continue
             if obs.value is None:
                 continue
             try:
                 value = to_canonical(analyte.name, obs.value, obs.unit or "1")
             except UnitError as exc:
-                raise UnitError(exc.problem, field=f"{recorded}.unit", patient_id=self.profile.id) from None
+                raise UnitError(exc.problem, field=f"observations[{i}].unit", patient_id=self.profile.id) from None
             if not math.isfinite(value) or value < 0:
-                raise PatientDataError(f"{analyte.display} cannot be {obs.value} {obs.unit}", field=f"{recorded}.value", patient_id=self.profile.id)
+                raise PatientDataError(f"{analyte.display} cannot be {obs.value} {obs.unit}", field=f"observations[{i}].value", patient_id=self.profile.id)
             interval = censored(value, obs.comparator)
             if interval.is_empty():  # "< 0": no concentration is below zero
-                raise PatientDataError(f"{analyte.display} cannot be {obs.comparator.value}{obs.value} {obs.unit}", field=f"{recorded}.value",
+                raise PatientDataError(f"{analyte.display} cannot be {obs.comparator.value}{obs.value} {obs.unit}", field=f"observations[{i}].value",
                                        patient_id=self.profile.id)
             if analyte.name == "prothrombin_time":
                 if obs.control is None:
@@ -204,23 +207,41 @@ class PatientFacts:
                 control = to_canonical(analyte.name, obs.control, obs.unit or "s")
                 interval = Interval(interval.low - control, interval.high - control, interval.low_open, interval.high_open)
                 value = round_significant(value - control)
-            unit_text = "" if obs.unit in (None, "1") else f" {obs.unit}"
-            as_recorded = f"{obs.comparator.value if obs.comparator else ''}{_fmt(obs.value)}{unit_text}"
-            if obs.control is not None:
-                as_recorded += f", control {_fmt(obs.control)}{unit_text}"
-            ev = Evidence.trusted(
-                fact=f"lab.{analyte.name}",
-                label=analyte.display + (" prolongation over control" if analyte.name == "prothrombin_time" else ""),
-                value=round_significant(value, 6) if interval.is_point else None,
-                low=None if interval.is_point or not math.isfinite(interval.low) or obs.comparator in (Comparator.LT, Comparator.LE) else interval.low,
-                high=None if interval.is_point or not math.isfinite(interval.high) else interval.high,
-                unit=analyte.unit,
-                date=obs.date,
-                source=f"LOINC {obs.loinc}: {as_recorded}",
-            )
-            labs[analyte.name].append(_Lab(obs.date, interval, ev))
+            labs[analyte.name].append(_Lab(obs.date, interval, value, i))
         self._labs = dict(labs)
         self._qualitative = dict(qualitative)
+
+    def _lab_evidence(self, lab: _Lab) -> Evidence:
+        """The evidence of a numeric result: its canonical value (or range) and the value as recorded."""
+        key = ("lab evidence", lab.index)
+        evidence = self._cache.get(key)
+        if evidence is None:
+            evidence = self._cache[key] = self._build_lab_evidence(lab)
+        return evidence
+
+    def _build_lab_evidence(self, lab: _Lab) -> Evidence:
+        obs = self.profile.observations[lab.index]
+        analyte = ANALYTE_BY_LOINC[obs.loinc]
+        interval = lab.interval
+        unit_text = "" if obs.unit in (None, "1") else f" {obs.unit}"
+        as_recorded = f"{obs.comparator.value if obs.comparator else ''}{_fmt(obs.value)}{unit_text}"
+        if obs.control is not None:
+            as_recorded += f", control {_fmt(obs.control)}{unit_text}"
+        return Evidence.trusted(
+            fact=f"lab.{analyte.name}",
+            label=analyte.display + (" prolongation over control" if analyte.name == "prothrombin_time" else ""),
+            value=round_significant(lab.value, 6) if interval.is_point else None,
+            low=None if interval.is_point or not math.isfinite(interval.low) or obs.comparator in (Comparator.LT, Comparator.LE) else interval.low,
+            high=None if interval.is_point or not math.isfinite(interval.high) else interval.high,
+            unit=analyte.unit,
+            date=obs.date,
+            source=f"LOINC {obs.loinc}: {as_recorded}",
+        )
+
+    def _qualitative_evidence(self, result: _Qualitative) -> Evidence:
+        obs = self.profile.observations[result.index]
+        analyte = ANALYTE_BY_LOINC[obs.loinc]
+        return Evidence.trusted(fact=f"lab.{analyte.name}", label=analyte.display, value=result.result.value, date=obs.date, source=f"LOINC {obs.loinc}")
 
     def with_defaults(self, defaults: Defaults) -> PatientFacts:
         """The same facts under another trial's default windows, sharing the normalized records
@@ -234,11 +255,10 @@ class PatientFacts:
     def _memo(self, compute: Callable[..., T], *args: Hashable) -> T:
         """``compute(*args)``, once: keyed on the method and every argument (windows resolved)."""
         key = (compute.__name__, args)
-        try:
-            return self._cache[key]
-        except KeyError:
+        value = self._cache.get(key, _UNSET)  # not try/except: most questions are asked once, and a raise costs more
+        if value is _UNSET:
             value = self._cache[key] = compute(*args)
-            return value
+        return value
 
     # -- numbers -------------------------------------------------------------------------------
 
@@ -277,11 +297,12 @@ class PatientFacts:
         if not results:
             return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),))
         latest = max(lab.date for lab in results)
-        same_day = sorted((lab for lab in results if lab.date == latest), key=lambda lab: (lab.interval.low, lab.interval.high, lab.evidence.source or ""))
-        interval = same_day[0].interval
-        for lab in same_day[1:]:
+        same_day = [(lab, self._lab_evidence(lab)) for lab in results if lab.date == latest]
+        same_day.sort(key=lambda pair: (pair[0].interval.low, pair[0].interval.high, pair[1].source or ""))
+        interval = same_day[0][0].interval
+        for lab, _ in same_day[1:]:
             interval = interval.hull(lab.interval)
-        return NumberFact(info.display, interval, info.unit, tuple(lab.evidence for lab in same_day))
+        return NumberFact(info.display, interval, info.unit, tuple(ev for _, ev in same_day))
 
     def _assessment(self, name: AssessmentName, window: Window) -> NumberFact:
         return self._memo(self._assessment_in, name, window)
@@ -512,12 +533,12 @@ class PatientFacts:
         if not results:
             return Finding(None, missing=(_label_window(info.display, window),))
         latest = max(q.date for q in results)
-        same_day = sorted((q for q in results if q.date == latest), key=lambda q: (q.evidence.source or "", q.result.value))
-        signs = {True if q.result in POSITIVE_RESULTS else False if q.result in NEGATIVE_RESULTS else None for q in same_day}
+        same_day = sorted(((q, self._qualitative_evidence(q)) for q in results if q.date == latest), key=lambda pair: (pair[1].source or "", pair[0].result.value))
+        signs = {True if q.result in POSITIVE_RESULTS else False if q.result in NEGATIVE_RESULTS else None for q, _ in same_day}
         sign = signs.pop() if len(signs) == 1 else None
         value = None if sign is None else sign is positive
         missing = () if value is not None else (f"{info.display}: a conclusive result",)
-        return Finding(value, tuple(q.evidence for q in same_day), missing)
+        return Finding(value, tuple(ev for _, ev in same_day), missing)
 
     def _timed(self, timing: Timing, start: dt.date | None, stopped: dt.date | None, ongoing: bool) -> Truth:
         """Active now / ever / within the window, for a record that stopped on ``stopped`` (not

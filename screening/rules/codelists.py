@@ -119,14 +119,26 @@ class CodeList(BaseModel):
         category = code[:3]
         return any(low <= category <= high for low, high in self._icd10_ranges)
 
+    @cached_property
+    def _snomed(self) -> frozenset[str]:
+        return frozenset(self.codes.snomed)
+
+    @cached_property
+    def _rxnorm(self) -> frozenset[str]:
+        return frozenset(self.codes.rxnorm)
+
+    @cached_property
+    def _kinds(self) -> frozenset[str]:
+        return frozenset(self.codes.kinds)
+
     def matches_snomed(self, code: str | None) -> bool:
-        return code is not None and code in self.codes.snomed
+        return code in self._snomed
 
     def matches_atc(self, code: str | None) -> bool:
         return code is not None and code.upper().startswith(self.codes.atc) if self.codes.atc else False
 
     def matches_rxnorm(self, code: str | None) -> bool:
-        return code is not None and code in self.codes.rxnorm
+        return code in self._rxnorm
 
     def matches_name(self, texts: Iterable[str]) -> str | None:
         """The first list name found as a whole word in any of ``texts``."""
@@ -139,4 +151,4 @@ class CodeList(BaseModel):
         return None
 
     def matches_kind(self, kind: str | None) -> bool:
-        return kind is not None and kind in self.codes.kinds
+        return kind in self._kinds
