@@ -319,6 +319,8 @@ def _evidence_key(ev: Evidence) -> tuple:
 
 def _sorted_unique(items: Iterable[Evidence]) -> tuple[Evidence, ...]:
     """Evidence without repeats (equal JSON), sorted; most criteria have one piece or none."""
+    if isinstance(items, tuple) and len(items) < 2:
+        return items
     distinct = tuple({id(ev): ev for ev in items}.values())
     if len(distinct) < 2:
         return distinct

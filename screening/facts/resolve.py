@@ -155,6 +155,8 @@ def meld_input(analyte: str, interval: Interval | None) -> tuple[float, ...]:
     return (lo, hi) if lo != hi else (lo,)
 
 
+_POINTS_LABEL = {c: f"Child-Pugh {c} points" for c in ("bilirubin", "albumin", "inr", "ascites", "encephalopathy")}
+_ASSESSMENT_LABEL = {name: name.value.replace("_", " ").capitalize() for name in AssessmentName}
 MELD_DOMAIN = {"bilirubin": (0.01, 1e4), "creatinine": (0.01, 1e4), "inr": (0.01, 1e3), "sodium": (50.0, 250.0), "albumin": (0.1, 20.0)}
 MELD_INPUTS = {"meld": ("bilirubin", "creatinine", "inr"), "meld_na": ("bilirubin", "creatinine", "inr", "sodium"),
                "meld_3": ("bilirubin", "creatinine", "inr", "sodium", "albumin")}
@@ -308,7 +310,7 @@ class PatientFacts:
         return self._memo(self._assessment_in, name, window)
 
     def _assessment_in(self, name: AssessmentName, window: Window) -> NumberFact:
-        label = name.value.replace("_", " ").capitalize()
+        label = _ASSESSMENT_LABEL[name]
         start = window.start(self.as_of)
         found = [(a.date, a.grade) for a in self.profile.assessments if a.name is name and start <= a.date <= self.as_of]
         if not found:
@@ -352,7 +354,7 @@ class PatientFacts:
                 p_low, p_high = 1, 3
                 missing.extend(fact.missing)
             low, high = low + p_low, high + p_high
-            label = f"Child-Pugh {component} points"
+            label = _POINTS_LABEL[component]
             exact = p_low if p_low == p_high else None
             part_evidence = tuple(ev.replaced(points=exact) for ev in fact.evidence)
             parts.extend(part_evidence)
@@ -553,6 +555,8 @@ class PatientFacts:
 
     @staticmethod
     def _combine(hits: list[tuple[Truth, Evidence]], title: str, reviewed: str) -> Finding:
+        if not hits:  # the usual answer to an exclusion's question
+            return Finding(False, (), (), reviewed)
         values = [v for v, _ in hits]
         value: Truth = True if True in values else (None if None in values else False)
         evidence = tuple(ev for v, ev in hits if v is value or value is False)
