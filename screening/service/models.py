@@ -87,4 +87,6 @@ class Health(_Model):
     engine_version: str
     trials: int = Field(description="Number of loaded trials")
     rules_hashes: dict[str, str] = Field(description="rules_hash by trial id")
-    rules_generation: int = Field(description="1 at start, +1 on every successful reload")
+    rules_generation: int = Field(description=(
+        "Rules loads in the worker process that answered: 1 at start, +1 on every successful reload in that process. "
+        "With several workers a reload replaces them and each new one starts at 1: compare rules_hashes to tell which rules are served"))
