@@ -45,6 +45,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 Engine = Literal["explain", "durable", "vectorized"]
 ENGINES: tuple[str, ...] = get_args(Engine)
 
