@@ -63,11 +63,11 @@ class Cells:
         if series is None:
             return cls(np.full(rows, -1, dtype=np.int64), [])
         if isinstance(series.dtype, pd.CategoricalDtype):
-            codes, values = series.cat.codes.to_numpy(dtype=np.int64), list(series.cat.categories)
+            codes, values = series.cat.codes.to_numpy(dtype=np.int64), _python_values(series.cat.categories)
         else:
             codes, uniques = pd.factorize(series, use_na_sentinel=True)
-            codes, values = codes.astype(np.int64), list(uniques)
-        empty = np.fromiter((blank(v) for v in values), dtype=bool, count=len(values))
+            codes, values = codes.astype(np.int64), _python_values(uniques)
+        empty = np.array([not v.strip() if isinstance(v, str) else blank(v) for v in values], dtype=bool)
         if empty.any():
             codes = np.where(np.append(empty, True)[codes], -1, codes)
         return cls(codes, values)
@@ -78,16 +78,26 @@ class Cells:
 
     def parse(self, parse: Callable[[Any], Any]) -> tuple[list[Any], np.ndarray]:
         """``parse`` applied to each distinct value some row holds (a Parquet dictionary may
-        hold more), and the rows whose value it refused."""
+        hold more), and the rows whose value it refused. A parser with a ``many(values, wanted)``
+        method parses all the wanted values at once (the same results, faster)."""
         used = np.bincount(self.codes[self.codes >= 0], minlength=len(self.values)) > 0
-        parsed = [parse(v) if u else INVALID for v, u in zip(self.values, used)]  # unused: never gathered
+        many = getattr(parse, "many", None)
+        parsed = many(self.values, used) if many else [parse(v) if u else INVALID for v, u in zip(self.values, used)]  # unused: never gathered
         refused = np.array([p is INVALID for p in parsed] + [False], dtype=bool)
+        if not refused[:-1][used].any():
+            return parsed, np.zeros(len(self.codes), dtype=bool)
         return parsed, refused[self.codes]
 
     def gather(self, parsed: list[Any], missing: Any, dtype: Any = object) -> np.ndarray:
         """Per row, the parsed value of its cell (``missing`` for an empty or refused one)."""
         table = np.array([missing if p is INVALID else p for p in parsed] + [missing], dtype=dtype)
         return table[self.codes]
+
+
+def _python_values(values: Any) -> list[Any]:
+    """Distinct values as a list of Python objects (text through ``tolist``, far faster than
+    iterating an Arrow-backed array; anything else as it comes)."""
+    return values.tolist() if pd.api.types.is_string_dtype(values.dtype) else list(values)
 
 
 # -- value parsers: a Python value, or INVALID ------------------------------------------------------
@@ -103,15 +113,54 @@ def parse_number(value: Any) -> Any:
     return number if math.isfinite(number) and number >= 0 else INVALID
 
 
-def parse_day(value: Any) -> Any:
+class _Days:
     """A date written ``YYYY-MM-DD``, as a day number (``date.toordinal``)."""
-    text = str(value)
-    if not _DATE.match(text):
-        return INVALID
-    try:
-        return dt.date.fromisoformat(text).toordinal()
-    except ValueError:
-        return INVALID
+
+    def __call__(self, value: Any) -> Any:
+        text = str(value)
+        if not _DATE.match(text):
+            return INVALID
+        try:
+            return dt.date.fromisoformat(text).toordinal()
+        except ValueError:
+            return INVALID
+
+    def many(self, values: list[Any], wanted: np.ndarray) -> list[Any]:
+        """The wanted values' day numbers (INVALID for the others): ten-character strings as
+        arrays of code points, and what that does not accept (a non-ASCII digit, an impossible
+        day, not a string) one by one."""
+        parsed: list[Any] = [INVALID] * len(values)
+        at = [i for i in np.flatnonzero(wanted).tolist() if isinstance(values[i], str) and len(values[i]) == 10]
+        if at:
+            points = np.array([values[i] for i in at], dtype="U10").view(np.uint32).reshape(-1, 10).astype(np.int64)
+            digits = points[:, [0, 1, 2, 3, 5, 6, 8, 9]] - ord("0")
+            shaped = ((digits >= 0) & (digits <= 9)).all(axis=1) & (points[:, 4] == ord("-")) & (points[:, 7] == ord("-"))
+            year, month, day = digits[:, :4] @ [1000, 100, 10, 1], digits[:, 4:6] @ [10, 1], digits[:, 6:] @ [10, 1]
+            start = np.where(shaped, year - 1970, 0).astype("datetime64[Y]").astype("datetime64[M]") + np.where(shaped, month - 1, 0)
+            length = ((start + 1).astype("datetime64[D]") - start.astype("datetime64[D]")).astype(np.int64)
+            ok = shaped & (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= length)
+            ordinal = (start.astype("datetime64[D]") - _EPOCH).astype(np.int64) + _EPOCH_ORDINAL + day - 1
+            for i, good, number in zip(at, ok.tolist(), ordinal.tolist()):
+                if good:
+                    parsed[i] = number
+        for i in np.flatnonzero(wanted).tolist():
+            if parsed[i] is INVALID:
+                parsed[i] = self(values[i])
+        return parsed
+
+
+parse_day = _Days()
+_EPOCH, _EPOCH_ORDINAL = np.datetime64("1970-01-01", "D"), dt.date(1970, 1, 1).toordinal()
+
+
+def completed_years_on(days: np.ndarray, as_of: dt.date) -> np.ndarray:
+    """:func:`screening.facts.resolve.completed_years` of birth days (day numbers) on ``as_of``."""
+    day = (days - _EPOCH_ORDINAL).astype("datetime64[D]")
+    year, month = day.astype("datetime64[Y]"), day.astype("datetime64[M]")
+    month_of_year = (month - year.astype("datetime64[M]")).astype(np.int64) + 1
+    day_of_month = (day - month.astype("datetime64[D]")).astype(np.int64) + 1
+    before_birthday = as_of.month * 32 + as_of.day < month_of_year * 32 + day_of_month
+    return as_of.year - (year.astype(np.int64) + 1970) - before_birthday
 
 
 def parse_grade(name: str) -> Callable[[Any], Any]:
@@ -242,11 +291,14 @@ class FlatChunk:
 NO_DAY = np.iinfo(np.int64).max  # "no record": after every screening date
 
 
-def parse_age(as_of: dt.date) -> Callable[[Any], Any]:
+class parse_age:  # noqa: N801 - a parser, named as the others
     """Age in completed years on ``as_of`` of a birth date (born after it: refused, so the
     per-row path names the error)."""
 
-    def parse(value: Any) -> Any:
+    def __init__(self, as_of: dt.date):
+        self.as_of = as_of
+
+    def __call__(self, value: Any) -> Any:
         text = str(value)
         if not _DATE.match(text):
             return INVALID
@@ -254,16 +306,26 @@ def parse_age(as_of: dt.date) -> Callable[[Any], Any]:
             birth = dt.date.fromisoformat(text)
         except ValueError:
             return INVALID
-        return completed_years(birth, as_of) if birth <= as_of else INVALID
+        return completed_years(birth, self.as_of) if birth <= self.as_of else INVALID
 
-    return parse
+    def many(self, values: list[Any], wanted: np.ndarray) -> list[Any]:
+        days = parse_day.many(values, wanted)
+        born = np.array([0 if day is INVALID else day for day in days], dtype=np.int64)
+        ages = completed_years_on(born, self.as_of).tolist()
+        latest = self.as_of.toordinal()
+        return [INVALID if day is INVALID or day > latest else age for day, age in zip(days, ages)]
 
 
 def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
     """Read a flat table chunk (:mod:`screening.cohort.flat` columns) column-wise."""
     rows = len(frame)
     refused = np.zeros(rows, dtype=bool)
-    cells = lambda name: Cells.of(frame[name] if name in frame.columns else None, rows)  # noqa: E731
+    read_columns: dict[str, Cells] = {}
+
+    def cells(name: str) -> Cells:
+        if name not in read_columns:
+            read_columns[name] = Cells.of(frame[name] if name in frame.columns else None, rows)
+        return read_columns[name]
 
     def column(name: str, parse: Callable[[Any], Any], missing: Any = None, dtype: Any = object, read: np.ndarray | None = None,
                required: bool = False) -> np.ndarray:
