@@ -48,9 +48,12 @@ class CohortSummary:
     verdicts: dict[str, Counter] = field(default_factory=dict)
 
     def add(self, frame: pd.DataFrame) -> None:
-        counts = frame.groupby(["trial_id", "verdict"], observed=True).size()
-        for (trial_id, verdict), n in counts.items():
-            self.verdicts.setdefault(str(trial_id), Counter())[str(verdict)] += int(n)
+        trials, verdicts = frame["trial_id"].array, frame["verdict"].array
+        width = len(verdicts.categories)
+        counts = np.bincount(trials.codes.astype(np.int64) * width + verdicts.codes, minlength=len(trials.categories) * width)
+        for at in np.flatnonzero(counts).tolist():  # trial by trial, in category order (as a groupby)
+            trial_id, verdict = trials.categories[at // width], verdicts.categories[at % width]
+            self.verdicts.setdefault(str(trial_id), Counter())[str(verdict)] += int(counts[at])
 
 
 def _patient_id(data: Any) -> str:
@@ -171,6 +174,16 @@ class _TableBatch:
         return columns
 
 
+def _grouped_texts(codes: np.ndarray, texts: list[str]) -> pd.Categorical:
+    """Per row ``texts[code]`` (``""`` for -1), as :class:`pd.Categorical` of it would be
+    (sorted distinct categories) without hashing a string per row."""
+    used = np.flatnonzero(np.bincount(codes + 1, minlength=len(texts) + 1)) - 1
+    distinct = sorted({"" if code < 0 else texts[code] for code in used.tolist()})
+    position = {text: i for i, text in enumerate(distinct)}
+    table = np.array([position.get(text, -1) for text in texts] + [position.get("", -1)], dtype=np.int32)
+    return pd.Categorical.from_codes(table[codes], categories=distinct)
+
+
 def _categorical(values: pd.Categorical | np.ndarray, overrides: dict[int, str] | None = None) -> pd.Categorical:
     """``values`` as a categorical of strings, with rows replaced by ``overrides``."""
     categorical = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
@@ -190,24 +203,25 @@ def _trial_frame(trial: VectorTrial, batch: _TableBatch | _ProfileBatch) -> pd.D
     errors = batch.errors(trial)
     codes = trial.outcome_codes(facts)
     rows = trial_rows(trial.loaded, codes)
-    missing = np.full(batch.rows, "", dtype=object)
+    missing = np.full(batch.rows, -1, dtype=np.int64)  # per row a code into ``missing_texts`` (-1: "")
+    missing_texts: list[str] = []
     undetermined = np.asarray(rows["verdict"] == Verdict.UNDETERMINED.value)
     undetermined[list(errors)] = False
     at = np.flatnonzero(undetermined)
     if len(at):
         masks, vocabulary = missing_masks(trial, facts.take(at), codes[at])
-        inverse, first = group_rows(masks.T)
-        missing[at] = np.array([";".join(vocabulary.decode(masks[row])) for row in first], dtype=object)[inverse]
+        missing[at], first = group_rows(masks.T)
+        missing_texts = [";".join(vocabulary.decode(masks[row])) for row in first]
     blank = {row: "" for row in errors}
     return pd.DataFrame({
         "patient_id": batch.patient_ids,
-        "trial_id": pd.Categorical([trial.loaded.trial.id] * batch.rows),
+        "trial_id": _grouped_texts(np.zeros(batch.rows, dtype=np.int64), [trial.loaded.trial.id]),
         "verdict": _categorical(rows["verdict"], {row: "error" for row in errors}),
         "deciding": _categorical(rows["deciding"], blank),
         "unknown": _categorical(rows["unknown"], blank),
-        "missing": _categorical(missing, blank),
+        "missing": _categorical(_grouped_texts(missing, missing_texts), blank),
         "criteria": _categorical(rows["criteria"], blank),
-        "error": _categorical(np.full(batch.rows, "", dtype=object), errors),
+        "error": _categorical(_grouped_texts(np.full(batch.rows, -1, dtype=np.int64), []), errors),
     })
 
 
