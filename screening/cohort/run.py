@@ -25,7 +25,7 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from ..errors import ScreeningError
-from ..evaluators.vectorized import FactColumns, VectorTrial, compile_trial, group_rows, missing_masks, row_facts, trial_rows
+from ..evaluators.vectorized import FactColumns, VectorTrial, compile_trial, group_rows, join_marked, missing_masks, row_facts, trial_rows
 from ..facts.resolve import PatientFacts
 from ..logic import Verdict
 from ..patient.io import parse_patient
@@ -211,7 +211,7 @@ def _trial_frame(trial: VectorTrial, batch: _TableBatch | _ProfileBatch) -> pd.D
     if len(at):
         masks, vocabulary = missing_masks(trial, facts.take(at), codes[at])
         missing[at], first = group_rows(masks.T)
-        missing_texts = [";".join(vocabulary.decode(masks[row])) for row in first]
+        missing_texts = join_marked(vocabulary.items, vocabulary.marks(masks[first])).tolist()
     blank = {row: "" for row in errors}
     return pd.DataFrame({
         "patient_id": batch.patient_ids,

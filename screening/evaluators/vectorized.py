@@ -206,8 +206,12 @@ class _Vocabulary:
             mask[bit // 64] |= np.uint64(1) << np.uint64(bit % 64)
         return mask
 
-    def decode(self, mask: np.ndarray) -> tuple[str, ...]:
-        return tuple(item for i, item in enumerate(self.items) if int(mask[i // 64]) >> (i % 64) & 1)
+    def marks(self, masks: np.ndarray) -> np.ndarray:
+        """Per mask (rows of ``masks``), whether it holds each item (rows x items, bool)."""
+        marks = np.zeros((len(masks), len(self.items)), dtype=bool)
+        for i in range(len(self.items)):
+            marks[:, i] = (masks[:, i // 64] >> np.uint64(i % 64)) & np.uint64(1) == 1
+        return marks
 
 
 def _missing(node: Any, slots: Slots, facts: FactColumns, words: _Vocabulary) -> tuple[pd.arrays.BooleanArray, np.ndarray]:
@@ -348,8 +352,16 @@ def group_rows(keys: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return codes, first
 
 
-def _joined(ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return np.array([";".join(ids[row]) for row in rows], dtype=object)
+def join_marked(texts: list[str], marks: np.ndarray) -> np.ndarray:
+    """Per row of ``marks`` (rows x texts, bool), ``";".join`` of its marked texts in order, as
+    an object array (built a column at a time)."""
+    joined = np.full(len(marks), "", dtype=object)
+    started = np.zeros(len(marks), dtype=bool)
+    for text, marked in zip(texts, marks.T):
+        joined[marked & started] += ";" + text
+        joined[marked & ~started] = text
+        started |= marked
+    return joined
 
 
 def trial_rows(trial: LoadedTrial, codes: np.ndarray) -> dict[str, pd.Categorical]:
@@ -363,8 +375,9 @@ def trial_rows(trial: LoadedTrial, codes: np.ndarray) -> dict[str, pd.Categorica
     fails = distinct == failing
     unknown = distinct == CODE[Outcome.UNKNOWN]
     verdict = np.where(fails.any(axis=1), Verdict.INELIGIBLE.value, np.where(unknown.any(axis=1), Verdict.UNDETERMINED.value, Verdict.ELIGIBLE.value))
-    names = np.array(OUTCOMES.categories, dtype=object)
-    listed = np.array([";".join(f"{cid}={names[v]}" for cid, v in zip(ids, row)) for row in distinct], dtype=object)
+    listed = np.full(len(distinct), "", dtype=object)
+    for i, cid in enumerate(ids):  # "I1=met;I2=unknown;..."
+        listed += np.array([f"{';' if i else ''}{cid}={name}" for name in OUTCOMES.categories], dtype=object)[distinct[:, i]]
 
     def gathered(values: np.ndarray) -> pd.Categorical:
         per_group = pd.Categorical(values)
@@ -372,8 +385,8 @@ def trial_rows(trial: LoadedTrial, codes: np.ndarray) -> dict[str, pd.Categorica
 
     return {
         "verdict": pd.Categorical.from_codes(pd.Categorical(verdict, dtype=VERDICTS).codes[inverse], dtype=VERDICTS),
-        "deciding": gathered(_joined(ids, fails)),
-        "unknown": gathered(_joined(ids, unknown)),
+        "deciding": gathered(join_marked(list(ids), fails)),
+        "unknown": gathered(join_marked(list(ids), unknown)),
         "criteria": gathered(listed),
     }
 
