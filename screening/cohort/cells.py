@@ -18,6 +18,7 @@ import numbers
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -67,25 +68,30 @@ class Cells:
         else:
             codes, uniques = pd.factorize(series, use_na_sentinel=True)
             codes, values = codes.astype(np.int64), _python_values(uniques)
-        empty = np.array([not v.strip() if isinstance(v, str) else blank(v) for v in values], dtype=bool)
-        if empty.any():
-            codes = np.where(np.append(empty, True)[codes], -1, codes)
+        empty = [not v.strip() if isinstance(v, str) else blank(v) for v in values]
+        if any(empty):
+            codes = np.array([-1 if e else i for i, e in enumerate(empty)] + [-1], dtype=np.int64)[codes]
         return cls(codes, values)
 
-    @property
+    @cached_property
     def present(self) -> np.ndarray:
         return self.codes >= 0
 
-    def parse(self, parse: Callable[[Any], Any]) -> tuple[list[Any], np.ndarray]:
-        """``parse`` applied to each distinct value some row holds (a Parquet dictionary may
-        hold more), and the rows whose value it refused. A parser with a ``many(values, wanted)``
-        method parses all the wanted values at once (the same results, faster)."""
-        used = np.bincount(self.codes[self.codes >= 0], minlength=len(self.values)) > 0
+    @cached_property
+    def used(self) -> np.ndarray:
+        """Per distinct value, whether some row holds it (a Parquet dictionary may hold more)."""
+        return np.bincount(self.codes + 1, minlength=len(self.values) + 1)[1:] > 0
+
+    def parse(self, parse: Callable[[Any], Any]) -> tuple[list[Any], np.ndarray | None]:
+        """``parse`` applied to each distinct value some row holds, and the rows whose value it
+        refused (None: none). A parser with a ``many(values, wanted)`` method parses all the
+        wanted values at once (the same results, faster)."""
+        used = self.used
         many = getattr(parse, "many", None)
         parsed = many(self.values, used) if many else [parse(v) if u else INVALID for v, u in zip(self.values, used)]  # unused: never gathered
         refused = np.array([p is INVALID for p in parsed] + [False], dtype=bool)
         if not refused[:-1][used].any():
-            return parsed, np.zeros(len(self.codes), dtype=bool)
+            return parsed, None
         return parsed, refused[self.codes]
 
     def gather(self, parsed: list[Any], missing: Any, dtype: Any = object) -> np.ndarray:
@@ -331,20 +337,22 @@ def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
                required: bool = False) -> np.ndarray:
         """Per row, the parsed cell. A refused cell refuses its row, if the row reads it (``read``:
         rows whose profile uses this column; all by default), as does an empty ``required`` one."""
-        nonlocal refused
         column_cells = cells(name)
         parsed, bad = column_cells.parse(parse)
         if required:
-            bad |= ~column_cells.present
-        refused |= bad if read is None else bad & read
+            bad = ~column_cells.present if bad is None else bad | ~column_cells.present
+        refuse(bad, read)
         return column_cells.gather(parsed, missing, dtype)
 
     def coded(name: str, parse: Callable[[Any], Any], read: np.ndarray | None = None) -> Coded:
-        nonlocal refused
         column_cells = cells(name)
         parsed, bad = column_cells.parse(parse)
-        refused |= bad if read is None else bad & read
-        return Coded(np.where(bad, -1, column_cells.codes), parsed)
+        refuse(bad, read)
+        return Coded(column_cells.codes if bad is None else np.where(bad, -1, column_cells.codes), parsed)
+
+    def refuse(bad: np.ndarray | None, read: np.ndarray | None = None) -> None:
+        if bad is not None:
+            refused[bad if read is None else bad & read] = True
 
     ids = (frame["id"] if "id" in frame.columns else pd.Series([None] * rows, index=frame.index, dtype=object)).astype("str")
     length = ids.str.strip().str.len().to_numpy(dtype=float, na_value=0)
@@ -373,12 +381,13 @@ def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
             continue
         value_cells = cells(name)
         present = value_cells.present
-        _, bad_value = value_cells.parse(parse_number)
+        numbers, bad_value = value_cells.parse(parse_number)
         units = coded(f"{name}_unit", parse_unit, read=present)
         comparators = coded(f"{name}_comparator", parse_comparator, read=present)
         day = day_of(f"{name}_date", present)
-        refused |= bad_value & present
-        labs[name] = _lab(name, value_cells, units, comparators, day, present & ~bad_value, refused)
+        refuse(bad_value, present)
+        labs[name] = _lab(name, Coded(value_cells.codes if bad_value is None else np.where(bad_value, -1, value_cells.codes), numbers),
+                          units, comparators, day, refused)
 
     qualitative = {}
     for name in QUALITATIVE_LABS:
@@ -396,25 +405,26 @@ def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
     return FlatChunk(rows, as_of, patient_ids, ~refused, age, scalars, records, labs, qualitative, assessments, ultrasound)
 
 
-def _lab(name: str, values: Cells, units: Coded, comparators: Coded, day: np.ndarray, present: np.ndarray, refused: np.ndarray) -> Lab:
-    """Canonical intervals, converted once per distinct (value, unit, comparator); a result the
-    profile path would refuse (unknown unit, negative value) refuses the row (updated in place)."""
+def _lab(name: str, numbers: Coded, units: Coded, comparators: Coded, day: np.ndarray, refused: np.ndarray) -> Lab:
+    """Canonical intervals of the parsed ``numbers`` (-1: none), converted once per distinct
+    (value, unit, comparator); a result the profile path would refuse (unknown unit, negative
+    value) refuses the row (updated in place)."""
     from ..evaluators.vectorized import group_rows
 
-    rows = len(present)
-    codes = np.full(rows, -1, dtype=np.int64)
+    present = numbers.codes >= 0
+    codes = np.full(len(present), -1, dtype=np.int64)
     intervals: list[Interval] = []
     at = np.flatnonzero(present)
     if len(at):
-        groups, first = group_rows([values.codes[at], units.codes[at], comparators.codes[at]])
+        triples = [numbers.codes[at], units.codes[at], comparators.codes[at]]
+        groups, first = group_rows(triples)
         canonical_unit = ANALYTES[name].unit
         table = []
-        for row in at[first]:
-            value = parse_number(values.values[values.codes[row]])
-            unit = units.values[units.codes[row]] if units.codes[row] >= 0 else canonical_unit
-            comparator = comparators.values[comparators.codes[row]] if comparators.codes[row] >= 0 else None
+        for value_code, unit_code, comparator_code in zip(*(codes_of[first].tolist() for codes_of in triples)):
+            unit = units.values[unit_code] if unit_code >= 0 else canonical_unit
+            comparator = comparators.values[comparator_code] if comparator_code >= 0 else None
             try:
-                canonical = to_canonical(name, value, unit or "1")
+                canonical = to_canonical(name, numbers.values[value_code], unit or "1")
             except UnitError:
                 table.append(-1)
                 continue
@@ -425,7 +435,7 @@ def _lab(name: str, values: Cells, units: Coded, comparators: Coded, day: np.nda
             table.append(len(intervals))
             intervals.append(interval)
         codes[at] = np.array(table, dtype=np.int64)[groups]
-        refused |= present & (codes < 0)
-    ends = np.array([(i.low, i.high, i.low_open, i.high_open) for i in intervals] + [(np.nan, np.nan, False, False)], dtype=float)
-    return Lab(ends[codes, 0], ends[codes, 1], ends[codes, 2].astype(bool), ends[codes, 3].astype(bool), np.where(codes >= 0, day, NO_DAY),
-               codes, intervals)
+        refused[present & (codes < 0)] = True
+    ends = [np.array([getattr(i, end) for i in intervals] + [missing], dtype=float)[codes]
+            for end, missing in (("low", np.nan), ("high", np.nan), ("low_open", 0), ("high_open", 0))]
+    return Lab(ends[0], ends[1], ends[2].astype(bool), ends[3].astype(bool), np.where(codes >= 0, day, NO_DAY), codes, intervals)

@@ -326,9 +326,9 @@ def group_rows(keys: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     span = 1
     for key in keys:
         if key.dtype.kind in "iub":
-            part = key.astype(np.int64)
-            low = int(part.min()) if len(part) else 0
-            part, width = part - low, (int(part.max()) - low + 1 if len(part) else 1)
+            part = key.astype(np.int64, copy=False)  # never changed in place
+            low, high = (int(part.min()), int(part.max())) if len(part) else (0, 0)
+            part, width = (part - low if low else part), high - low + 1
         else:
             part, distinct = pd.factorize(key, use_na_sentinel=False)
             part, width = part.astype(np.int64), max(len(distinct), 1)
