@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from ..clinical.units import load_registry
 from ..errors import ScreeningError
 from ..evaluators.vectorized import FactColumns, VectorTrial, compile_trial, group_rows, join_marked, missing_masks, row_facts, trial_rows
 from ..facts.resolve import PatientFacts
@@ -94,6 +95,7 @@ _WORKER: dict[str, Any] = {}  # in a worker process: the rules, screening date a
 
 def _start_worker(rules: RuleSet, as_of: dt.date, selected: list[str]) -> None:
     _WORKER.update(rules=rules, as_of=as_of, compiled=[compile_trial(rules.trials[trial_id]) for trial_id in selected])
+    load_registry()
 
 
 def _screen_in_worker(chunk: Chunk) -> tuple[pd.DataFrame, int, int]:
@@ -101,11 +103,14 @@ def _screen_in_worker(chunk: Chunk) -> tuple[pd.DataFrame, int, int]:
 
 
 def _in_processes(chunks: Iterable[Chunk], rules: RuleSet, as_of: dt.date, selected: list[str], workers: int) -> Iterator[tuple[pd.DataFrame, int, int]]:
+    """Results in input order, each yielded as soon as it and those before it are done."""
     with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(rules, as_of, selected)) as pool:
+        for _ in range(workers):  # start (fork) the workers before reading: a reader may run a thread, and they warm up meanwhile
+            pool.submit(int)
         pending: deque[Future] = deque()
         for chunk in chunks:
             pending.append(pool.submit(_screen_in_worker, chunk))
-            if len(pending) >= 2 * workers:
+            while pending and (pending[0].done() or len(pending) >= 2 * workers):
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
