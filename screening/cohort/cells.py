@@ -45,6 +45,7 @@ from ..patient.model import (
 from .flat import _ATC, ASSESSMENTS, NUMERIC_LABS, QUALITATIVE_LABS, _items, blank
 
 INVALID = object()  # a value the column-wise reading does not accept (the row takes the per-row path)
+_FEW_VALUES = 256
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _GRADE = re.compile(r"^\d+$")
@@ -79,7 +80,10 @@ class Cells:
 
     @cached_property
     def used(self) -> np.ndarray:
-        """Per distinct value, whether some row holds it (a Parquet dictionary may hold more)."""
+        """Per distinct value, whether some row holds it (a Parquet dictionary may hold more);
+        a few values are all taken as used (parsing them costs less than counting the rows)."""
+        if len(self.values) <= _FEW_VALUES:
+            return np.ones(len(self.values), dtype=bool)
         return np.bincount(self.codes + 1, minlength=len(self.values) + 1)[1:] > 0
 
     def parse(self, parse: Callable[[Any], Any]) -> tuple[list[Any], np.ndarray | None]:

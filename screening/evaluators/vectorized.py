@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -348,8 +349,16 @@ def group_rows(keys: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     else:
         codes = pd.factorize(combined)[0].astype(np.int64)
     first = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    first[codes[::-1]] = _descending(len(codes))
     return codes, first
+
+
+@lru_cache(maxsize=4)
+def _descending(n: int) -> np.ndarray:
+    """n-1, ..., 1, 0 (read-only: shared by the groupings of a chunk's equal-length keys)."""
+    indexes = np.arange(n - 1, -1, -1)
+    indexes.flags.writeable = False
+    return indexes
 
 
 def join_marked(texts: list[str], marks: np.ndarray) -> np.ndarray:
