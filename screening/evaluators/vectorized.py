@@ -25,7 +25,7 @@ import pandas as pd
 from .._version import __version__
 from ..errors import EvaluatorGap
 from ..facts.resolve import PatientFacts
-from ..logic import CriterionKind, Outcome, Verdict
+from ..logic import CriterionKind, Outcome, Truth, Verdict, applicable, outcome_of
 from ..patient.model import PatientProfile
 from ..rules.codelists import CodeList
 from ..results import ScreeningResult
@@ -173,18 +173,32 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
+_TRUTHS: tuple[Truth, ...] = (None, False, True)  # a truth's index: 0 unknown, 1 false, 2 true
+
+
+def _truth_index(values: pd.arrays.BooleanArray) -> np.ndarray:
+    """Per row the index of its truth in :data:`_TRUTHS`."""
+    true = values.to_numpy(dtype=bool, na_value=False)
+    return true.astype(np.intp) + ~np.asarray(values.isna())
+
+
+@lru_cache(maxsize=None)
+def _outcome_table(kind: CriterionKind) -> np.ndarray:
+    """Outcome code by (applies, rule) truth indexes, from the reference rule itself
+    (:func:`screening.logic.applicable`; row 3: no applicability condition)."""
+    table = np.empty((4, 3), dtype=np.int8)
+    for a, applies in enumerate(_TRUTHS):
+        for r, value in enumerate(_TRUTHS):
+            table[a, r] = CODE[applicable(applies, value, kind)]
+    for r, value in enumerate(_TRUTHS):
+        table[3, r] = CODE[outcome_of(value)]
+    return table
+
+
 def _outcome_codes(rule: pd.arrays.BooleanArray, applies: pd.arrays.BooleanArray | None, kind: CriterionKind) -> np.ndarray:
-    """Outcome code per row, with the applicability rule of :func:`screening.logic.applicable`."""
-    known = ~np.asarray(rule.isna())
-    value = np.asarray(rule.fillna(False), dtype=bool)
-    outcome = np.where(known, np.where(value, CODE[Outcome.MET], CODE[Outcome.NOT_MET]), CODE[Outcome.UNKNOWN]).astype(np.int8)
-    if applies is None:
-        return outcome
-    applies_known = ~np.asarray(applies.isna())
-    applies_true = np.asarray(applies.fillna(False), dtype=bool)
-    passing = known & (value == (kind is CriterionKind.INCLUSION))
-    outcome = np.where(applies_known & ~applies_true, CODE[Outcome.NOT_APPLICABLE], outcome)
-    return np.where(~applies_known & ~passing, CODE[Outcome.UNKNOWN], outcome).astype(np.int8)
+    """Outcome code per row, looked up in :func:`_outcome_table`."""
+    table = _outcome_table(kind)
+    return table[3][_truth_index(rule)] if applies is None else table[_truth_index(applies), _truth_index(rule)]
 
 
 # -- missing data ----------------------------------------------------------------------------------
