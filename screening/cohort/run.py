@@ -110,7 +110,7 @@ def _keep_freed_memory() -> None:
     took about a third of a worker's time. Only glibc has these settings (elsewhere: nothing)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # no C library to open (TypeError: Windows), or no mallopt in it
         return
     mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # arrays up to 32 MB from the heap (the most glibc allows)
     mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # and the heap not trimmed: the peak stays what it was
