@@ -301,9 +301,14 @@ class FlatChunk:
 NO_DAY = np.iinfo(np.int64).max  # "no record": after every screening date
 
 
-class parse_age:  # noqa: N801 - a parser, named as the others
+def parse_age(as_of: dt.date) -> _Ages:
     """Age in completed years on ``as_of`` of a birth date (born after it: refused, so the
     per-row path names the error)."""
+    return _Ages(as_of)
+
+
+class _Ages:
+    """:func:`parse_age`, one value or many at once."""
 
     def __init__(self, as_of: dt.date):
         self.as_of = as_of
