@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from screening import load_patient, screen
 from screening.cli import app
 from screening.cohort import CohortSummary, read_cohort, screen_cohort
+from screening.cohort.output import ResultWriter
 
 from .conftest import AS_OF, ROOT, RULES_DIR
 
@@ -103,6 +104,52 @@ def test_worker_processes_give_the_in_process_results_in_order(rules, source):
     side_by_side, summary = _run(COHORTS / source, chunk_size=3, rules=rules, workers=2)
     pd.testing.assert_frame_equal(alone.astype(str), side_by_side.astype(str))
     assert summary == alone_summary
+
+
+def _as_parquet(tmp_path):
+    path = tmp_path / "flat-sample.parquet"
+    pd.read_csv(COHORTS / "flat-sample.csv", dtype=str, keep_default_na=False, na_values=[""]).to_parquet(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 12, 100])
+def test_parquet_chunks_read_ahead_keep_every_row_in_order(tmp_path, chunk_size):
+    path = _as_parquet(tmp_path)
+    chunks = list(read_cohort(path, chunk_size))
+    assert [len(c) for c in chunks] == [min(chunk_size, 12 - start) for start in range(0, 12, chunk_size)]
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True).astype(str), pd.read_parquet(path).astype(str))
+
+
+def test_a_reader_left_half_read_stops(tmp_path):
+    chunks = read_cohort(_as_parquet(tmp_path), 2)
+    assert len(next(chunks)) == 2
+    chunks.close()  # the chunk read ahead is waited for, then the reader stops
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_parquet_input_gives_the_csv_results(rules, tmp_path, workers):
+    from_csv, csv_summary = _run(COHORTS / "flat-sample.csv", chunk_size=5, rules=rules)
+    from_parquet, summary = _run(_as_parquet(tmp_path), chunk_size=2, rules=rules, workers=workers)
+    pd.testing.assert_frame_equal(from_csv.astype(str), from_parquet.astype(str))
+    assert summary == csv_summary
+
+
+def test_written_results_read_back_whole_and_in_order(rules, tmp_path):
+    results, _ = _run(COHORTS / "flat-sample.csv", chunk_size=5, rules=rules)
+    frames = list(screen_cohort(read_cohort(COHORTS / "flat-sample.csv", 5), rules, AS_OF))
+    with ResultWriter(tmp_path / "results.parquet") as writer:
+        for frame in frames:
+            writer.write(frame)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "results.parquet").astype(str), results.astype(str))
+
+
+def test_a_failed_background_write_is_raised(rules, tmp_path):
+    frame = next(screen_cohort(read_cohort(COHORTS / "flat-sample.csv", 5), rules, AS_OF))
+    writer = ResultWriter(tmp_path / "results.parquet")
+    writer.write(frame)
+    writer.write(frame.drop(columns=["error"]))  # another schema: refused by the Parquet writer in its thread
+    with pytest.raises(ValueError, match="schema"):
+        writer.close()
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])

@@ -142,3 +142,24 @@ def test_group_rows_groups_equal_rows_and_names_their_first():
     assert sorted(first) == [0, 1, 4]
     wide = [np.arange(5) * 10**9, np.arange(5) * 10**9, np.arange(5)]  # the product of spans would overflow
     assert len(set(group_rows(wide)[0])) == 5
+
+
+DATE_CELLS = [  # every form a date cell may take: leap days, calendar edges, what ISO parsing refuses
+    "2024-02-29", "2023-02-29", "1900-02-29", "2000-02-29", "2026-11-22", "2026-11-23", "1961-11-22", "1961-11-23", "2030-01-01",
+    "0000-01-01", "0001-01-01", "9999-12-31", "2021-13-01", "2021-00-10", "2021-04-31", "2021-04-30", "2021-1-01", " 2021-01-01",
+    "2021-01-01\n", "2021/01/01", "20210101xx", "2021-01-0\x00", "\u0662\u0660\u0662\u0661-\u0660\u0661-\u0660\u0661", "", "soon",
+    dt.date(2020, 5, 5), 12, 2.5, None,
+]
+
+
+def test_dates_parsed_as_arrays_match_one_by_one():
+    from screening.cohort.cells import INVALID, parse_age, parse_day
+
+    every_day = [(dt.date(1899, 12, 1) + dt.timedelta(days=d)).isoformat() for d in range(0, 50_000, 3)]
+    values = DATE_CELLS + every_day
+    wanted = np.ones(len(values), dtype=bool)
+    wanted[1::7] = False
+    assert parse_day.many(values, wanted) == [parse_day(v) if w else INVALID for v, w in zip(values, wanted)]
+    for as_of in (AS_OF, dt.date(2024, 2, 29), dt.date(2025, 2, 28), dt.date(2025, 3, 1), dt.date(1900, 1, 1)):
+        parse = parse_age(as_of)
+        assert parse.many(values, wanted) == [parse(v) if w else INVALID for v, w in zip(values, wanted)], as_of

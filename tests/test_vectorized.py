@@ -65,3 +65,22 @@ def test_outcomes_are_categorical_and_unknown_is_not_false(rules):
     assert all(isinstance(dtype, pd.CategoricalDtype) for dtype in outcomes.dtypes)
     assert set(outcomes.iloc[0]) == {"unknown"}
     assert verdicts(loaded, outcomes).verdict.iloc[0] == "undetermined"
+
+
+JOINS = [  # (marks per row, joined text)
+    ([False, False, False], ""),
+    ([True, False, False], "a"),
+    ([False, True, True], "b;c"),
+    ([True, True, True], "a;b;c"),
+    ([True, False, True], "a;c"),
+]
+
+
+def test_marked_texts_are_joined_in_order():
+    import numpy as np
+
+    from screening.evaluators.vectorized import join_marked
+
+    joined = join_marked(["a", "b", "c"], np.array([marks for marks, _ in JOINS], dtype=bool))
+    assert joined.tolist() == [text for _, text in JOINS]
+    assert join_marked([], np.zeros((2, 0), dtype=bool)).tolist() == ["", ""]

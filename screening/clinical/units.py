@@ -40,6 +40,12 @@ def _registry() -> pint.UnitRegistry:
     return registry
 
 
+def load_registry() -> None:
+    """Build the unit registry now rather than at the first conversion (it takes a few tenths
+    of a second): a worker process does it while it waits for its first chunk."""
+    _registry()
+
+
 def _to_pint(ucum: str, analyte: Analyte) -> str:
     if not _UCUM_CHARS.match(ucum):
         raise UnitError(f"{ucum!r} is not a UCUM unit", field="unit")

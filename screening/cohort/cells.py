@@ -18,6 +18,7 @@ import numbers
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from ..patient.model import (
 from .flat import _ATC, ASSESSMENTS, NUMERIC_LABS, QUALITATIVE_LABS, _items, blank
 
 INVALID = object()  # a value the column-wise reading does not accept (the row takes the per-row path)
+_FEW_VALUES = 256
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _GRADE = re.compile(r"^\d+$")
@@ -63,31 +65,49 @@ class Cells:
         if series is None:
             return cls(np.full(rows, -1, dtype=np.int64), [])
         if isinstance(series.dtype, pd.CategoricalDtype):
-            codes, values = series.cat.codes.to_numpy(dtype=np.int64), list(series.cat.categories)
+            codes, values = series.cat.codes.to_numpy(dtype=np.int64), _python_values(series.cat.categories)
         else:
             codes, uniques = pd.factorize(series, use_na_sentinel=True)
-            codes, values = codes.astype(np.int64), list(uniques)
-        empty = np.fromiter((blank(v) for v in values), dtype=bool, count=len(values))
-        if empty.any():
-            codes = np.where(np.append(empty, True)[codes], -1, codes)
+            codes, values = codes.astype(np.int64), _python_values(uniques)
+        empty = [not v.strip() if isinstance(v, str) else blank(v) for v in values]
+        if any(empty):
+            codes = np.array([-1 if e else i for i, e in enumerate(empty)] + [-1], dtype=np.int64)[codes]
         return cls(codes, values)
 
-    @property
+    @cached_property
     def present(self) -> np.ndarray:
         return self.codes >= 0
 
-    def parse(self, parse: Callable[[Any], Any]) -> tuple[list[Any], np.ndarray]:
-        """``parse`` applied to each distinct value some row holds (a Parquet dictionary may
-        hold more), and the rows whose value it refused."""
-        used = np.bincount(self.codes[self.codes >= 0], minlength=len(self.values)) > 0
-        parsed = [parse(v) if u else INVALID for v, u in zip(self.values, used)]  # unused: never gathered
+    @cached_property
+    def used(self) -> np.ndarray:
+        """Per distinct value, whether some row holds it (a Parquet dictionary may hold more);
+        a few values are all taken as used (parsing them costs less than counting the rows)."""
+        if len(self.values) <= _FEW_VALUES:
+            return np.ones(len(self.values), dtype=bool)
+        return np.bincount(self.codes + 1, minlength=len(self.values) + 1)[1:] > 0
+
+    def parse(self, parse: Callable[[Any], Any]) -> tuple[list[Any], np.ndarray | None]:
+        """``parse`` applied to each distinct value some row holds, and the rows whose value it
+        refused (None: none). A parser with a ``many(values, wanted)`` method parses all the
+        wanted values at once (the same results, faster)."""
+        used = self.used
+        many = getattr(parse, "many", None)
+        parsed = many(self.values, used) if many else [parse(v) if u else INVALID for v, u in zip(self.values, used)]  # unused: never gathered
         refused = np.array([p is INVALID for p in parsed] + [False], dtype=bool)
+        if not refused[:-1][used].any():
+            return parsed, None
         return parsed, refused[self.codes]
 
     def gather(self, parsed: list[Any], missing: Any, dtype: Any = object) -> np.ndarray:
         """Per row, the parsed value of its cell (``missing`` for an empty or refused one)."""
         table = np.array([missing if p is INVALID else p for p in parsed] + [missing], dtype=dtype)
         return table[self.codes]
+
+
+def _python_values(values: Any) -> list[Any]:
+    """Distinct values as a list of Python objects (text through ``tolist``, far faster than
+    iterating an Arrow-backed array; anything else as it comes)."""
+    return values.tolist() if pd.api.types.is_string_dtype(values.dtype) else list(values)
 
 
 # -- value parsers: a Python value, or INVALID ------------------------------------------------------
@@ -103,15 +123,54 @@ def parse_number(value: Any) -> Any:
     return number if math.isfinite(number) and number >= 0 else INVALID
 
 
-def parse_day(value: Any) -> Any:
+class _Days:
     """A date written ``YYYY-MM-DD``, as a day number (``date.toordinal``)."""
-    text = str(value)
-    if not _DATE.match(text):
-        return INVALID
-    try:
-        return dt.date.fromisoformat(text).toordinal()
-    except ValueError:
-        return INVALID
+
+    def __call__(self, value: Any) -> Any:
+        text = str(value)
+        if not _DATE.match(text):
+            return INVALID
+        try:
+            return dt.date.fromisoformat(text).toordinal()
+        except ValueError:
+            return INVALID
+
+    def many(self, values: list[Any], wanted: np.ndarray) -> list[Any]:
+        """The wanted values' day numbers (INVALID for the others): ten-character strings as
+        arrays of code points, and what that does not accept (a non-ASCII digit, an impossible
+        day, not a string) one by one."""
+        parsed: list[Any] = [INVALID] * len(values)
+        at = [i for i in np.flatnonzero(wanted).tolist() if isinstance(values[i], str) and len(values[i]) == 10]
+        if at:
+            points = np.array([values[i] for i in at], dtype="U10").view(np.uint32).reshape(-1, 10).astype(np.int64)
+            digits = points[:, [0, 1, 2, 3, 5, 6, 8, 9]] - ord("0")
+            shaped = ((digits >= 0) & (digits <= 9)).all(axis=1) & (points[:, 4] == ord("-")) & (points[:, 7] == ord("-"))
+            year, month, day = digits[:, :4] @ [1000, 100, 10, 1], digits[:, 4:6] @ [10, 1], digits[:, 6:] @ [10, 1]
+            start = np.where(shaped, year - 1970, 0).astype("datetime64[Y]").astype("datetime64[M]") + np.where(shaped, month - 1, 0)
+            length = ((start + 1).astype("datetime64[D]") - start.astype("datetime64[D]")).astype(np.int64)
+            ok = shaped & (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= length)
+            ordinal = (start.astype("datetime64[D]") - _EPOCH).astype(np.int64) + _EPOCH_ORDINAL + day - 1
+            for i, good, number in zip(at, ok.tolist(), ordinal.tolist()):
+                if good:
+                    parsed[i] = number
+        for i in np.flatnonzero(wanted).tolist():
+            if parsed[i] is INVALID:
+                parsed[i] = self(values[i])
+        return parsed
+
+
+parse_day = _Days()
+_EPOCH, _EPOCH_ORDINAL = np.datetime64("1970-01-01", "D"), dt.date(1970, 1, 1).toordinal()
+
+
+def completed_years_on(days: np.ndarray, as_of: dt.date) -> np.ndarray:
+    """:func:`screening.facts.resolve.completed_years` of birth days (day numbers) on ``as_of``."""
+    day = (days - _EPOCH_ORDINAL).astype("datetime64[D]")
+    year, month = day.astype("datetime64[Y]"), day.astype("datetime64[M]")
+    month_of_year = (month - year.astype("datetime64[M]")).astype(np.int64) + 1
+    day_of_month = (day - month.astype("datetime64[D]")).astype(np.int64) + 1
+    before_birthday = as_of.month * 32 + as_of.day < month_of_year * 32 + day_of_month
+    return as_of.year - (year.astype(np.int64) + 1970) - before_birthday
 
 
 def parse_grade(name: str) -> Callable[[Any], Any]:
@@ -242,11 +301,19 @@ class FlatChunk:
 NO_DAY = np.iinfo(np.int64).max  # "no record": after every screening date
 
 
-def parse_age(as_of: dt.date) -> Callable[[Any], Any]:
+def parse_age(as_of: dt.date) -> _Ages:
     """Age in completed years on ``as_of`` of a birth date (born after it: refused, so the
     per-row path names the error)."""
+    return _Ages(as_of)
 
-    def parse(value: Any) -> Any:
+
+class _Ages:
+    """:func:`parse_age`, one value or many at once."""
+
+    def __init__(self, as_of: dt.date):
+        self.as_of = as_of
+
+    def __call__(self, value: Any) -> Any:
         text = str(value)
         if not _DATE.match(text):
             return INVALID
@@ -254,35 +321,47 @@ def parse_age(as_of: dt.date) -> Callable[[Any], Any]:
             birth = dt.date.fromisoformat(text)
         except ValueError:
             return INVALID
-        return completed_years(birth, as_of) if birth <= as_of else INVALID
+        return completed_years(birth, self.as_of) if birth <= self.as_of else INVALID
 
-    return parse
+    def many(self, values: list[Any], wanted: np.ndarray) -> list[Any]:
+        days = parse_day.many(values, wanted)
+        born = np.array([0 if day is INVALID else day for day in days], dtype=np.int64)
+        ages = completed_years_on(born, self.as_of).tolist()
+        latest = self.as_of.toordinal()
+        return [INVALID if day is INVALID or day > latest else age for day, age in zip(days, ages)]
 
 
 def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
     """Read a flat table chunk (:mod:`screening.cohort.flat` columns) column-wise."""
     rows = len(frame)
     refused = np.zeros(rows, dtype=bool)
-    cells = lambda name: Cells.of(frame[name] if name in frame.columns else None, rows)  # noqa: E731
+    read_columns: dict[str, Cells] = {}
+
+    def cells(name: str) -> Cells:
+        if name not in read_columns:
+            read_columns[name] = Cells.of(frame[name] if name in frame.columns else None, rows)
+        return read_columns[name]
 
     def column(name: str, parse: Callable[[Any], Any], missing: Any = None, dtype: Any = object, read: np.ndarray | None = None,
                required: bool = False) -> np.ndarray:
         """Per row, the parsed cell. A refused cell refuses its row, if the row reads it (``read``:
         rows whose profile uses this column; all by default), as does an empty ``required`` one."""
-        nonlocal refused
         column_cells = cells(name)
         parsed, bad = column_cells.parse(parse)
         if required:
-            bad |= ~column_cells.present
-        refused |= bad if read is None else bad & read
+            bad = ~column_cells.present if bad is None else bad | ~column_cells.present
+        refuse(bad, read)
         return column_cells.gather(parsed, missing, dtype)
 
     def coded(name: str, parse: Callable[[Any], Any], read: np.ndarray | None = None) -> Coded:
-        nonlocal refused
         column_cells = cells(name)
         parsed, bad = column_cells.parse(parse)
-        refused |= bad if read is None else bad & read
-        return Coded(np.where(bad, -1, column_cells.codes), parsed)
+        refuse(bad, read)
+        return Coded(column_cells.codes if bad is None else np.where(bad, -1, column_cells.codes), parsed)
+
+    def refuse(bad: np.ndarray | None, read: np.ndarray | None = None) -> None:
+        if bad is not None:
+            refused[bad if read is None else bad & read] = True
 
     ids = (frame["id"] if "id" in frame.columns else pd.Series([None] * rows, index=frame.index, dtype=object)).astype("str")
     length = ids.str.strip().str.len().to_numpy(dtype=float, na_value=0)
@@ -311,12 +390,13 @@ def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
             continue
         value_cells = cells(name)
         present = value_cells.present
-        _, bad_value = value_cells.parse(parse_number)
+        numbers, bad_value = value_cells.parse(parse_number)
         units = coded(f"{name}_unit", parse_unit, read=present)
         comparators = coded(f"{name}_comparator", parse_comparator, read=present)
         day = day_of(f"{name}_date", present)
-        refused |= bad_value & present
-        labs[name] = _lab(name, value_cells, units, comparators, day, present & ~bad_value, refused)
+        refuse(bad_value, present)
+        labs[name] = _lab(name, Coded(value_cells.codes if bad_value is None else np.where(bad_value, -1, value_cells.codes), numbers),
+                          units, comparators, day, refused)
 
     qualitative = {}
     for name in QUALITATIVE_LABS:
@@ -334,25 +414,26 @@ def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
     return FlatChunk(rows, as_of, patient_ids, ~refused, age, scalars, records, labs, qualitative, assessments, ultrasound)
 
 
-def _lab(name: str, values: Cells, units: Coded, comparators: Coded, day: np.ndarray, present: np.ndarray, refused: np.ndarray) -> Lab:
-    """Canonical intervals, converted once per distinct (value, unit, comparator); a result the
-    profile path would refuse (unknown unit, negative value) refuses the row (updated in place)."""
+def _lab(name: str, numbers: Coded, units: Coded, comparators: Coded, day: np.ndarray, refused: np.ndarray) -> Lab:
+    """Canonical intervals of the parsed ``numbers`` (-1: none), converted once per distinct
+    (value, unit, comparator); a result the profile path would refuse (unknown unit, negative
+    value) refuses the row (updated in place)."""
     from ..evaluators.vectorized import group_rows
 
-    rows = len(present)
-    codes = np.full(rows, -1, dtype=np.int64)
+    present = numbers.codes >= 0
+    codes = np.full(len(present), -1, dtype=np.int64)
     intervals: list[Interval] = []
     at = np.flatnonzero(present)
     if len(at):
-        groups, first = group_rows([values.codes[at], units.codes[at], comparators.codes[at]])
+        triples = [numbers.codes[at], units.codes[at], comparators.codes[at]]
+        groups, first = group_rows(triples)
         canonical_unit = ANALYTES[name].unit
         table = []
-        for row in at[first]:
-            value = parse_number(values.values[values.codes[row]])
-            unit = units.values[units.codes[row]] if units.codes[row] >= 0 else canonical_unit
-            comparator = comparators.values[comparators.codes[row]] if comparators.codes[row] >= 0 else None
+        for value_code, unit_code, comparator_code in zip(*(codes_of[first].tolist() for codes_of in triples)):
+            unit = units.values[unit_code] if unit_code >= 0 else canonical_unit
+            comparator = comparators.values[comparator_code] if comparator_code >= 0 else None
             try:
-                canonical = to_canonical(name, value, unit or "1")
+                canonical = to_canonical(name, numbers.values[value_code], unit or "1")
             except UnitError:
                 table.append(-1)
                 continue
@@ -363,7 +444,7 @@ def _lab(name: str, values: Cells, units: Coded, comparators: Coded, day: np.nda
             table.append(len(intervals))
             intervals.append(interval)
         codes[at] = np.array(table, dtype=np.int64)[groups]
-        refused |= present & (codes < 0)
-    ends = np.array([(i.low, i.high, i.low_open, i.high_open) for i in intervals] + [(np.nan, np.nan, False, False)], dtype=float)
-    return Lab(ends[codes, 0], ends[codes, 1], ends[codes, 2].astype(bool), ends[codes, 3].astype(bool), np.where(codes >= 0, day, NO_DAY),
-               codes, intervals)
+        refused[present & (codes < 0)] = True
+    ends = [np.array([getattr(i, end) for i in intervals] + [missing], dtype=float)[codes]
+            for end, missing in (("low", np.nan), ("high", np.nan), ("low_open", 0), ("high_open", 0))]
+    return Lab(ends[0], ends[1], ends[2].astype(bool), ends[3].astype(bool), np.where(codes >= 0, day, NO_DAY), codes, intervals)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,17 @@ class _Number:
                  missing: np.ndarray, items: list[tuple[str, ...]]):
         self.label, self.low, self.high, self.low_open, self.high_open = label, low, high, low_open, high_open
         self.missing, self.items = missing, items
+
+
+def _known_code(known: np.ndarray) -> np.ndarray:
+    """Missing-item codes of a single-item fact: -1 (nothing missing) where known, else 0."""
+    return -known.astype(np.int64)
+
+
+@lru_cache(maxsize=1 << 16)
+def _points_range(interval: Interval, score: Callable[[float], int]) -> tuple[int, int]:
+    """:func:`points_range`, once per distinct result across chunks."""
+    return points_range(interval, score)
 
 
 def _window_start(window: Window, as_of: dt.date) -> int:
@@ -164,7 +176,7 @@ class ChunkFacts:
         if name == "age":
             age = self.chunk.age
             known = ~np.isnan(age)
-            return _Number("Age", age, age, np.zeros(rows, bool), np.zeros(rows, bool), np.where(known, -1, 0), [("birth date",)])
+            return _Number("Age", age, age, np.zeros(rows, bool), np.zeros(rows, bool), _known_code(known), [("birth date",)])
         if spec.analyte is not None:
             return self._lab(spec.analyte, within or self.defaults.lab_within)
         if name.startswith("assessment."):
@@ -178,21 +190,25 @@ class ChunkFacts:
         raise KeyError(name)
 
     def _lab(self, analyte: str, window: Window) -> _Number:
+        return self._cached(("lab", analyte, window), lambda: self._compute_lab(analyte, window))
+
+    def _compute_lab(self, analyte: str, window: Window) -> _Number:
         info = ANALYTES[analyte]
-        rows = self.chunk.rows
         lab = self.chunk.lab(analyte)
         known = _in_window(lab.day, window, self.as_of) & ~np.isnan(lab.low)
-        nan = np.full(rows, np.nan)
-        return _Number(info.display, np.where(known, lab.low, nan), np.where(known, lab.high, nan), lab.low_open & known,
-                       lab.high_open & known, np.where(known, -1, 0), [(_label_window(info.display, window),)])
+        return _Number(info.display, np.where(known, lab.low, np.nan), np.where(known, lab.high, np.nan), lab.low_open & known,
+                       lab.high_open & known, _known_code(known), [(_label_window(info.display, window),)])
 
     def _assessment(self, name: str, window: Window) -> _Number:
+        return self._cached(("assessment", name, window), lambda: self._compute_assessment(name, window))
+
+    def _compute_assessment(self, name: str, window: Window) -> _Number:
         label = AssessmentName(name).value.replace("_", " ").capitalize()
         dated = self.chunk.assessments[name]
         known = _in_window(dated.day, window, self.as_of) & ~np.isnan(dated.value)
         grade = np.where(known, dated.value, np.nan)
         no = np.zeros(self.chunk.rows, bool)
-        return _Number(label, grade, grade, no, no, np.where(known, -1, 0), [(_label_window(label, window),)])
+        return _Number(label, grade, grade, no, no, _known_code(known), [(_label_window(label, window),)])
 
     def _child_pugh(self, within: Window | None) -> tuple[_Number, dict[str, _Number]]:
         return self._cached(("child_pugh", within), lambda: self._compute_child_pugh(within))
@@ -208,31 +224,29 @@ class ChunkFacts:
         labels: list[str] = []
         points: dict[str, _Number] = {}
         no = np.zeros(rows, bool)
-        for component in CHILD_PUGH_COMPONENTS:
+        for component in CHILD_PUGH_COMPONENTS:  # points per row from (low, high) tables; unknown: 1 to 3
             if component in _POINTS:
                 fact = self._lab(component, lab_window)
                 label = _label_window("INR or prothrombin time with control", lab_window) if component == "inr" else fact.items[0][0]
                 known = fact.missing < 0
                 lab = self.chunk.lab(component)
-                table = np.array([points_range(i, _POINTS[component]) for i in lab.intervals] + [(1, 3)], dtype=np.int64)
-                p_low = np.where(known, table[lab.codes, 0], 1)
-                p_high = np.where(known, table[lab.codes, 1], 3)
+                ranges = [_points_range(i, _POINTS[component]) for i in lab.intervals]
+                index = np.where(known, lab.codes, -1)
             else:
                 assessment, score = _GRADE_POINTS[component]
                 fact = self._assessment(assessment, assessment_window)
                 label = fact.items[0][0]
                 known = fact.missing < 0
-                table = np.array([score(g) for g in range(0, 5 if component == "encephalopathy" else 4)] + [1], dtype=np.int64)
-                grade = np.where(known, np.nan_to_num(fact.low), -1).astype(np.int64)
-                p_low = np.where(known, table[grade], 1)
-                p_high = np.where(known, table[grade], 3)
+                ranges = [(score(g), score(g)) for g in range(0, 5 if component == "encephalopathy" else 4)]
+                index = np.where(known, fact.low, -1).astype(np.int64)
+            p_low, p_high = (np.array([r[end] for r in ranges] + [unknown], dtype=np.int64)[index] for end, unknown in ((0, 1), (1, 3)))
             low, high = low + p_low, high + p_high
-            missing_bits |= np.where(known, 0, 1 << len(labels))
+            missing_bits |= (~known).astype(np.int64) << len(labels)
             points[component] = _Number(f"Child-Pugh {component} points", p_low.astype(float), p_high.astype(float), no, no,
-                                        np.where(known, -1, 0), [(label,)])
+                                        _known_code(known), [(label,)])
             labels.append(label)
         items = [tuple(label for bit, label in enumerate(labels) if mask >> bit & 1) for mask in range(1 << len(labels))]
-        score = _Number("Child-Pugh score", low.astype(float), high.astype(float), no, no, np.where(missing_bits == 0, -1, missing_bits), items)
+        score = _Number("Child-Pugh score", low.astype(float), high.astype(float), no, no, missing_bits - (missing_bits == 0), items)
         return score, points
 
     def _child_pugh_class(self) -> tuple[np.ndarray, list[CategoryFact]]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -15,6 +16,8 @@ import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
 from .long import read_long
+
+T = TypeVar("T")
 
 
 def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.DataFrame | list[dict[str, Any]]]:
@@ -36,8 +39,8 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
         schema = pq.read_schema(path)
         text = [f.name for f in schema if f.name != "id" and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
         # text columns as dictionaries: each distinct value is parsed once (screening/cohort/cells.py)
-        for batch in pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=chunk_size):
-            yield batch.to_pandas()
+        batches = pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=chunk_size)
+        yield from _read_ahead(batch.to_pandas() for batch in batches)
     elif suffix in (".ndjson", ".jsonl"):
         chunk: list[dict[str, Any]] = []
         with path.open(encoding="utf-8") as handle:
@@ -55,3 +58,14 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
             yield chunk
     else:
         raise PatientDataError(f"unknown cohort format {suffix!r}: use .csv, .parquet, .ndjson/.jsonl or a folder of long tables", source=str(path))
+
+
+def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:
+    """``chunks``, the next one read in a background thread while the caller screens this one
+    (Parquet decoding runs without the GIL, on another core): one chunk ahead at most."""
+    done = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        ahead = pool.submit(next, chunks, done)
+        while (chunk := ahead.result()) is not done:
+            ahead = pool.submit(next, chunks, done)
+            yield chunk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
@@ -24,7 +25,9 @@ def _text(column: pd.Series) -> pa.Array:
 
 
 class ResultWriter:
-    """Appends result frames to ``path`` without holding the whole cohort in memory."""
+    """Appends result frames to ``path`` without holding the whole cohort in memory. Parquet is
+    encoded in a background thread (without the GIL) while the caller screens the next chunk: one
+    table in flight at most, and a failure to write is raised by the next ``write`` or ``close``."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -33,22 +36,34 @@ class ResultWriter:
             raise ScreeningError(f"{self.path}: results are written as .csv or .parquet")
         self._parquet: pq.ParquetWriter | None = None
         self._started = False
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="result-writer")  # its thread starts with the first table
+        self._encoding: Future | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
         if self.format == "csv":
             frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started, index=False)
         else:
             table = pa.table({name: _text(frame[name]) for name in frame.columns})
+            self._wait()
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(self.path, table.schema)
-            self._parquet.write_table(table)
+            self._encoding = self._encoder.submit(self._parquet.write_table, table)
         self._started = True
 
+    def _wait(self) -> None:
+        if self._encoding is not None:
+            encoding, self._encoding = self._encoding, None
+            encoding.result()
+
     def close(self) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        elif not self._started and self.format == "csv":
-            self.path.write_text("")
+        try:
+            self._wait()
+        finally:
+            self._encoder.shutdown()
+            if self._parquet is not None:
+                self._parquet.close()
+            elif not self._started and self.format == "csv":
+                self.path.write_text("")
 
     def __enter__(self) -> ResultWriter:
         return self

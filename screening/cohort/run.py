@@ -13,6 +13,7 @@ row that cannot be evaluated (invalid profile, unconvertible unit, impossible da
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
@@ -24,8 +25,9 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
+from ..clinical.units import load_registry
 from ..errors import ScreeningError
-from ..evaluators.vectorized import FactColumns, VectorTrial, compile_trial, group_rows, missing_masks, row_facts, trial_rows
+from ..evaluators.vectorized import FactColumns, VectorTrial, compile_trial, group_rows, join_marked, missing_masks, row_facts, trial_rows
 from ..facts.resolve import PatientFacts
 from ..logic import Verdict
 from ..patient.io import parse_patient
@@ -48,9 +50,12 @@ class CohortSummary:
     verdicts: dict[str, Counter] = field(default_factory=dict)
 
     def add(self, frame: pd.DataFrame) -> None:
-        counts = frame.groupby(["trial_id", "verdict"], observed=True).size()
-        for (trial_id, verdict), n in counts.items():
-            self.verdicts.setdefault(str(trial_id), Counter())[str(verdict)] += int(n)
+        trials, verdicts = frame["trial_id"].array, frame["verdict"].array
+        width = len(verdicts.categories)
+        counts = np.bincount(trials.codes.astype(np.int64) * width + verdicts.codes, minlength=len(trials.categories) * width)
+        for at in np.flatnonzero(counts).tolist():  # trial by trial, in category order (as a groupby)
+            trial_id, verdict = trials.categories[at // width], verdicts.categories[at % width]
+            self.verdicts.setdefault(str(trial_id), Counter())[str(verdict)] += int(counts[at])
 
 
 def _patient_id(data: Any) -> str:
@@ -91,6 +96,24 @@ _WORKER: dict[str, Any] = {}  # in a worker process: the rules, screening date a
 
 def _start_worker(rules: RuleSet, as_of: dt.date, selected: list[str]) -> None:
     _WORKER.update(rules=rules, as_of=as_of, compiled=[compile_trial(rules.trials[trial_id]) for trial_id in selected])
+    load_registry()  # a no-op if inherited
+    _keep_freed_memory()
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc <malloc.h>
+
+
+def _keep_freed_memory() -> None:
+    """In a worker process (ours, and short-lived): keep the memory a chunk frees for the next
+    chunk instead of returning it to the system and faulting it back in page by page. A chunk
+    allocates and frees a few hundred MB of arrays; with glibc's default trimming the page faults
+    took about a third of a worker's time. Only glibc has these settings (elsewhere: nothing)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):  # no C library to open (TypeError: Windows), or no mallopt in it
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # arrays up to 32 MB from the heap (the most glibc allows)
+    mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # and the heap not trimmed: the peak stays what it was
 
 
 def _screen_in_worker(chunk: Chunk) -> tuple[pd.DataFrame, int, int]:
@@ -98,11 +121,15 @@ def _screen_in_worker(chunk: Chunk) -> tuple[pd.DataFrame, int, int]:
 
 
 def _in_processes(chunks: Iterable[Chunk], rules: RuleSet, as_of: dt.date, selected: list[str], workers: int) -> Iterator[tuple[pd.DataFrame, int, int]]:
+    """Results in input order, each yielded as soon as it and those before it are done."""
+    load_registry()  # once here: forked workers inherit it
     with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(rules, as_of, selected)) as pool:
+        for _ in range(workers):  # start (fork) the workers before reading: a reader may run a thread, and they warm up meanwhile
+            pool.submit(int)
         pending: deque[Future] = deque()
         for chunk in chunks:
             pending.append(pool.submit(_screen_in_worker, chunk))
-            if len(pending) >= 2 * workers:
+            while pending and (pending[0].done() or len(pending) >= 2 * workers):
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
@@ -171,6 +198,16 @@ class _TableBatch:
         return columns
 
 
+def _grouped_texts(codes: np.ndarray, texts: list[str]) -> pd.Categorical:
+    """Per row ``texts[code]`` (``""`` for -1), as :class:`pd.Categorical` of it would be
+    (sorted distinct categories) without hashing a string per row."""
+    used = np.flatnonzero(np.bincount(codes + 1, minlength=len(texts) + 1)) - 1
+    distinct = sorted({"" if code < 0 else texts[code] for code in used.tolist()})
+    position = {text: i for i, text in enumerate(distinct)}
+    table = np.array([position.get(text, -1) for text in texts] + [position.get("", -1)], dtype=np.int32)
+    return pd.Categorical.from_codes(table[codes], categories=distinct)
+
+
 def _categorical(values: pd.Categorical | np.ndarray, overrides: dict[int, str] | None = None) -> pd.Categorical:
     """``values`` as a categorical of strings, with rows replaced by ``overrides``."""
     categorical = values if isinstance(values, pd.Categorical) else pd.Categorical(values)
@@ -190,24 +227,25 @@ def _trial_frame(trial: VectorTrial, batch: _TableBatch | _ProfileBatch) -> pd.D
     errors = batch.errors(trial)
     codes = trial.outcome_codes(facts)
     rows = trial_rows(trial.loaded, codes)
-    missing = np.full(batch.rows, "", dtype=object)
+    missing = np.full(batch.rows, -1, dtype=np.int64)  # per row a code into ``missing_texts`` (-1: "")
+    missing_texts: list[str] = []
     undetermined = np.asarray(rows["verdict"] == Verdict.UNDETERMINED.value)
     undetermined[list(errors)] = False
     at = np.flatnonzero(undetermined)
     if len(at):
         masks, vocabulary = missing_masks(trial, facts.take(at), codes[at])
-        inverse, first = group_rows(masks.T)
-        missing[at] = np.array([";".join(vocabulary.decode(masks[row])) for row in first], dtype=object)[inverse]
+        missing[at], first = group_rows(masks.T)
+        missing_texts = join_marked(vocabulary.items, vocabulary.marks(masks[first])).tolist()
     blank = {row: "" for row in errors}
     return pd.DataFrame({
         "patient_id": batch.patient_ids,
-        "trial_id": pd.Categorical([trial.loaded.trial.id] * batch.rows),
+        "trial_id": _grouped_texts(np.zeros(batch.rows, dtype=np.int64), [trial.loaded.trial.id]),
         "verdict": _categorical(rows["verdict"], {row: "error" for row in errors}),
         "deciding": _categorical(rows["deciding"], blank),
         "unknown": _categorical(rows["unknown"], blank),
-        "missing": _categorical(missing, blank),
+        "missing": _categorical(_grouped_texts(missing, missing_texts), blank),
         "criteria": _categorical(rows["criteria"], blank),
-        "error": _categorical(np.full(batch.rows, "", dtype=object), errors),
+        "error": _categorical(_grouped_texts(np.full(batch.rows, -1, dtype=np.int64), []), errors),
     })
 
 

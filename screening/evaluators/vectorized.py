@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import pandas as pd
 from .._version import __version__
 from ..errors import EvaluatorGap
 from ..facts.resolve import PatientFacts
-from ..logic import CriterionKind, Outcome, Verdict
+from ..logic import CriterionKind, Outcome, Truth, Verdict, applicable, outcome_of
 from ..patient.model import PatientProfile
 from ..rules.codelists import CodeList
 from ..results import ScreeningResult
@@ -172,18 +173,32 @@ HANDLERS: dict[type, Handler] = {
 }
 
 
+_TRUTHS: tuple[Truth, ...] = (None, False, True)  # a truth's index: 0 unknown, 1 false, 2 true
+
+
+def _truth_index(values: pd.arrays.BooleanArray) -> np.ndarray:
+    """Per row the index of its truth in :data:`_TRUTHS`."""
+    true = values.to_numpy(dtype=bool, na_value=False)
+    return true.astype(np.intp) + ~np.asarray(values.isna())
+
+
+@lru_cache(maxsize=None)
+def _outcome_table(kind: CriterionKind) -> np.ndarray:
+    """Outcome code by (applies, rule) truth indexes, from the reference rule itself
+    (:func:`screening.logic.applicable`; row 3: no applicability condition)."""
+    table = np.empty((4, 3), dtype=np.int8)
+    for a, applies in enumerate(_TRUTHS):
+        for r, value in enumerate(_TRUTHS):
+            table[a, r] = CODE[applicable(applies, value, kind)]
+    for r, value in enumerate(_TRUTHS):
+        table[3, r] = CODE[outcome_of(value)]
+    return table
+
+
 def _outcome_codes(rule: pd.arrays.BooleanArray, applies: pd.arrays.BooleanArray | None, kind: CriterionKind) -> np.ndarray:
-    """Outcome code per row, with the applicability rule of :func:`screening.logic.applicable`."""
-    known = ~np.asarray(rule.isna())
-    value = np.asarray(rule.fillna(False), dtype=bool)
-    outcome = np.where(known, np.where(value, CODE[Outcome.MET], CODE[Outcome.NOT_MET]), CODE[Outcome.UNKNOWN]).astype(np.int8)
-    if applies is None:
-        return outcome
-    applies_known = ~np.asarray(applies.isna())
-    applies_true = np.asarray(applies.fillna(False), dtype=bool)
-    passing = known & (value == (kind is CriterionKind.INCLUSION))
-    outcome = np.where(applies_known & ~applies_true, CODE[Outcome.NOT_APPLICABLE], outcome)
-    return np.where(~applies_known & ~passing, CODE[Outcome.UNKNOWN], outcome).astype(np.int8)
+    """Outcome code per row, looked up in :func:`_outcome_table`."""
+    table = _outcome_table(kind)
+    return table[3][_truth_index(rule)] if applies is None else table[_truth_index(applies), _truth_index(rule)]
 
 
 # -- missing data ----------------------------------------------------------------------------------
@@ -206,8 +221,12 @@ class _Vocabulary:
             mask[bit // 64] |= np.uint64(1) << np.uint64(bit % 64)
         return mask
 
-    def decode(self, mask: np.ndarray) -> tuple[str, ...]:
-        return tuple(item for i, item in enumerate(self.items) if int(mask[i // 64]) >> (i % 64) & 1)
+    def marks(self, masks: np.ndarray) -> np.ndarray:
+        """Per mask (rows of ``masks``), whether it holds each item (rows x items, bool)."""
+        marks = np.zeros((len(masks), len(self.items)), dtype=bool)
+        for i in range(len(self.items)):
+            marks[:, i] = (masks[:, i // 64] >> np.uint64(i % 64)) & np.uint64(1) == 1
+        return marks
 
 
 def _missing(node: Any, slots: Slots, facts: FactColumns, words: _Vocabulary) -> tuple[pd.arrays.BooleanArray, np.ndarray]:
@@ -322,9 +341,9 @@ def group_rows(keys: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     span = 1
     for key in keys:
         if key.dtype.kind in "iub":
-            part = key.astype(np.int64)
-            low = int(part.min()) if len(part) else 0
-            part, width = part - low, (int(part.max()) - low + 1 if len(part) else 1)
+            part = key.astype(np.int64, copy=False)  # never changed in place
+            low, high = (int(part.min()), int(part.max())) if len(part) else (0, 0)
+            part, width = (part - low if low else part), high - low + 1
         else:
             part, distinct = pd.factorize(key, use_na_sentinel=False)
             part, width = part.astype(np.int64), max(len(distinct), 1)
@@ -344,12 +363,28 @@ def group_rows(keys: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     else:
         codes = pd.factorize(combined)[0].astype(np.int64)
     first = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
-    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    first[codes[::-1]] = _descending(len(codes))
     return codes, first
 
 
-def _joined(ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return np.array([";".join(ids[row]) for row in rows], dtype=object)
+@lru_cache(maxsize=4)
+def _descending(n: int) -> np.ndarray:
+    """n-1, ..., 1, 0 (read-only: shared by the groupings of a chunk's equal-length keys)."""
+    indexes = np.arange(n - 1, -1, -1)
+    indexes.flags.writeable = False
+    return indexes
+
+
+def join_marked(texts: list[str], marks: np.ndarray) -> np.ndarray:
+    """Per row of ``marks`` (rows x texts, bool), ``";".join`` of its marked texts in order, as
+    an object array (built a column at a time)."""
+    joined = np.full(len(marks), "", dtype=object)
+    started = np.zeros(len(marks), dtype=bool)
+    for text, marked in zip(texts, marks.T):
+        joined[marked & started] += ";" + text
+        joined[marked & ~started] = text
+        started |= marked
+    return joined
 
 
 def trial_rows(trial: LoadedTrial, codes: np.ndarray) -> dict[str, pd.Categorical]:
@@ -363,8 +398,9 @@ def trial_rows(trial: LoadedTrial, codes: np.ndarray) -> dict[str, pd.Categorica
     fails = distinct == failing
     unknown = distinct == CODE[Outcome.UNKNOWN]
     verdict = np.where(fails.any(axis=1), Verdict.INELIGIBLE.value, np.where(unknown.any(axis=1), Verdict.UNDETERMINED.value, Verdict.ELIGIBLE.value))
-    names = np.array(OUTCOMES.categories, dtype=object)
-    listed = np.array([";".join(f"{cid}={names[v]}" for cid, v in zip(ids, row)) for row in distinct], dtype=object)
+    listed = np.full(len(distinct), "", dtype=object)
+    for i, cid in enumerate(ids):  # "I1=met;I2=unknown;..."
+        listed += np.array([f"{';' if i else ''}{cid}={name}" for name in OUTCOMES.categories], dtype=object)[distinct[:, i]]
 
     def gathered(values: np.ndarray) -> pd.Categorical:
         per_group = pd.Categorical(values)
@@ -372,8 +408,8 @@ def trial_rows(trial: LoadedTrial, codes: np.ndarray) -> dict[str, pd.Categorica
 
     return {
         "verdict": pd.Categorical.from_codes(pd.Categorical(verdict, dtype=VERDICTS).codes[inverse], dtype=VERDICTS),
-        "deciding": gathered(_joined(ids, fails)),
-        "unknown": gathered(_joined(ids, unknown)),
+        "deciding": gathered(join_marked(list(ids), fails)),
+        "unknown": gathered(join_marked(list(ids), unknown)),
         "criteria": gathered(listed),
     }
 
