@@ -84,3 +84,21 @@ def test_marked_texts_are_joined_in_order():
     joined = join_marked(["a", "b", "c"], np.array([marks for marks, _ in JOINS], dtype=bool))
     assert joined.tolist() == [text for _, text in JOINS]
     assert join_marked([], np.zeros((2, 0), dtype=bool)).tolist() == ["", ""]
+
+
+def test_put_writes_a_shared_missing_pair_once():
+    """Two leaves asking the same question share their missing codes: rows put from another
+    batch point at that batch's items, each appended once."""
+    import numpy as np
+
+    from screening.evaluators.vectorized import FactColumns
+
+    shared = (np.array([0, -1, 0]), [("INR (last 90 days)",)])
+    columns = FactColumns(3, {"n0": np.array([np.nan, 1.0, np.nan])}, {"n0": shared, "n1": shared})
+    other = FactColumns(1, {"n0": np.array([np.nan])}, {"n0": (np.array([0]), [("Albumin (last 90 days)",)]),
+                                                        "n1": (np.array([0]), [("Albumin (last 90 days)",)])})
+    columns.put(np.array([2]), other)
+    codes, items = columns.missing["n0"]
+    assert items == [("INR (last 90 days)",), ("Albumin (last 90 days)",)]
+    assert codes.tolist() == [0, -1, 1]
+    assert columns.missing["n1"][0] is codes

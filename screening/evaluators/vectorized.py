@@ -79,10 +79,15 @@ class FactColumns:
                            {k: (codes[at], items) for k, (codes, items) in self.missing.items()}, dict(self.imprecise))
 
     def put(self, at: np.ndarray, other: FactColumns) -> None:
-        """Overwrite rows ``at`` with the rows of ``other`` (same leaves)."""
+        """Overwrite rows ``at`` with the rows of ``other`` (same leaves). Leaves asking the same
+        question may share one (codes, items) pair: it is written once."""
         for key, values in self.columns.items():
             values[at] = other.column(key)
+        written: set[int] = set()
         for key, (codes, items) in self.missing.items():
+            if id(codes) in written:
+                continue
+            written.add(id(codes))
             other_codes, other_items = other.missing.get(key, (np.full(other.rows, -1), []))
             codes[at] = np.where(other_codes >= 0, other_codes + len(items), -1)
             items.extend(other_items)
