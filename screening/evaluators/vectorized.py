@@ -137,36 +137,49 @@ def _leaf(node: Any, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray
     return truth(holds(true, facts), holds(false, facts))
 
 
-def _all(node: AllOf, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
-    result = evaluate(node.of[0], slots, facts)
-    for child in node.of[1:]:
-        result = result & evaluate(child, slots, facts)
+def _operands(node: AllOf | AnyOf | Not | AtLeast) -> tuple[Any, ...]:
+    return node.of if isinstance(node.of, tuple) else (node.of,)
+
+
+def _connective(node: Any, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
+    return COMBINE[type(node)](node, [evaluate(child, slots, facts) for child in _operands(node)])
+
+
+def _all(node: AllOf, values: list[pd.arrays.BooleanArray]) -> pd.arrays.BooleanArray:
+    result = values[0]
+    for value in values[1:]:
+        result = result & value
     return result
 
 
-def _any(node: AnyOf, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
-    result = evaluate(node.of[0], slots, facts)
-    for child in node.of[1:]:
-        result = result | evaluate(child, slots, facts)
+def _any(node: AnyOf, values: list[pd.arrays.BooleanArray]) -> pd.arrays.BooleanArray:
+    result = values[0]
+    for value in values[1:]:
+        result = result | value
     return result
 
 
-def _not(node: Not, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
-    return ~evaluate(node.of, slots, facts)
+def _not(node: Not, values: list[pd.arrays.BooleanArray]) -> pd.arrays.BooleanArray:
+    return ~values[0]
 
 
-def _at_least(node: AtLeast, slots: Slots, facts: FactColumns) -> pd.arrays.BooleanArray:
-    children = [evaluate(child, slots, facts) for child in node.of]
-    true = sum(np.asarray(c.fillna(False), dtype=int) for c in children)
-    unknown = sum(np.asarray(c.isna(), dtype=int) for c in children)
+def _at_least(node: AtLeast, values: list[pd.arrays.BooleanArray]) -> pd.arrays.BooleanArray:
+    true = sum(np.asarray(v.fillna(False), dtype=int) for v in values)
+    unknown = sum(np.asarray(v.isna(), dtype=int) for v in values)
     return truth(true >= node.n, true + unknown < node.n)
 
 
+# A connective's truth from its operands' truths (so a caller holding them need not evaluate again).
+COMBINE: dict[type, Callable[[Any, list[pd.arrays.BooleanArray]], pd.arrays.BooleanArray]] = {
+    AllOf: _all, AnyOf: _any, Not: _not, AtLeast: _at_least,
+}
+
+
 HANDLERS: dict[type, Handler] = {
-    AllOf: _all,
-    AnyOf: _any,
-    Not: _not,
-    AtLeast: _at_least,
+    AllOf: _connective,
+    AnyOf: _connective,
+    Not: _connective,
+    AtLeast: _connective,
     Compare: _leaf,
     Range: _leaf,
     Is: _leaf,
@@ -247,8 +260,8 @@ def _missing(node: Any, slots: Slots, facts: FactColumns, words: _Vocabulary) ->
             masks[unknown & (codes < 0)] = words.mask([imprecise(facts.imprecise[key])])
         masks[~unknown] = 0
         return value, masks
-    children = [_missing(child, slots, facts, words) for child in (node.of if isinstance(node.of, tuple) else (node.of,))]
-    value = evaluate(node, slots, facts)
+    children = [_missing(child, slots, facts, words) for child in _operands(node)]
+    value = COMBINE[type(node)](node, [v for v, _ in children])
     masks = np.bitwise_or.reduce([m for _, m in children]) if children else np.zeros((facts.rows, words.words), dtype=np.uint64)
     masks[~np.asarray(value.isna())] = 0
     return value, masks
