@@ -5,7 +5,8 @@ A batch of patients becomes :class:`FactColumns`: an array per flat-fact key
 misses where it is unknown. Leaves evaluate their (true, false) conditions
 (:func:`screening.evaluators.conditions.leaf_conditions`, the same ones durable_rules receives)
 over the columns into pandas' nullable ``boolean`` arrays, where NA is unknown; the connectives
-are pandas' Kleene ``&``, ``|`` and ``~`` (:data:`HANDLERS`, one per rule node class). Outcomes
+combine their operands with pandas' Kleene ``&``, ``|`` and ``~`` (:data:`COMBINE`;
+:data:`HANDLERS` has one entry per rule node class). Outcomes
 are small integer codes (:data:`OUTCOMES` order); unknown is collapsed in one place only,
 :func:`trial_rows`. The missing data of a row follows the reference's rule: what the unknown
 leaves under unknown nodes of its unknown criteria miss (:func:`missing_masks`).
