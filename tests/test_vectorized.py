@@ -86,19 +86,21 @@ def test_marked_texts_are_joined_in_order():
     assert join_marked([], np.zeros((2, 0), dtype=bool)).tolist() == ["", ""]
 
 
-def test_put_writes_a_shared_missing_pair_once():
-    """Two leaves asking the same question share their missing codes: rows put from another
-    batch point at that batch's items, each appended once."""
+def test_put_merges_a_shared_missing_pair_per_row():
+    """Two leaves asking the same question share their missing codes; in the other batch one leaf
+    is decided (misses nothing) and the other unknown: the shared pair keeps the unknown one's item,
+    whichever order the leaves come in."""
     import numpy as np
 
     from screening.evaluators.vectorized import FactColumns
 
-    shared = (np.array([0, -1, 0]), [("INR (last 90 days)",)])
-    columns = FactColumns(3, {"n0": np.array([np.nan, 1.0, np.nan])}, {"n0": shared, "n1": shared})
-    other = FactColumns(1, {"n0": np.array([np.nan])}, {"n0": (np.array([0]), [("Albumin (last 90 days)",)]),
-                                                        "n1": (np.array([0]), [("Albumin (last 90 days)",)])})
-    columns.put(np.array([2]), other)
-    codes, items = columns.missing["n0"]
-    assert items == [("INR (last 90 days)",), ("Albumin (last 90 days)",)]
-    assert codes.tolist() == [0, -1, 1]
-    assert columns.missing["n1"][0] is codes
+    for first, second in (("n0", "n1"), ("n1", "n0")):
+        shared = (np.array([0, -1, 0]), [("INR (last 90 days)",)])
+        columns = FactColumns(3, {"n0": np.array([np.nan, 1.0, np.nan])}, {first: shared, second: shared})
+        other = FactColumns(1, {"n0": np.array([np.nan])}, {first: (np.array([-1]), []),
+                                                            second: (np.array([0]), [("Albumin (last 90 days)",)])})
+        columns.put(np.array([2]), other)
+        codes, items = columns.missing[first]
+        assert codes.tolist()[:2] == [0, -1]
+        assert items[codes[2]] == ("Albumin (last 90 days)",)
+        assert columns.missing[second][0] is codes

@@ -81,17 +81,21 @@ class FactColumns:
 
     def put(self, at: np.ndarray, other: FactColumns) -> None:
         """Overwrite rows ``at`` with the rows of ``other`` (same leaves). Leaves asking the same
-        question may share one (codes, items) pair: it is written once."""
+        question may share one (codes, items) pair, where ``other`` may hold them apart (a leaf
+        decided on a row misses nothing there): the pair takes, per row, whichever misses an item."""
         for key, values in self.columns.items():
             values[at] = other.column(key)
-        written: set[int] = set()
-        for key, (codes, items) in self.missing.items():
-            if id(codes) in written:
-                continue
-            written.add(id(codes))
-            other_codes, other_items = other.missing.get(key, (np.full(other.rows, -1), []))
-            codes[at] = np.where(other_codes >= 0, other_codes + len(items), -1)
-            items.extend(other_items)
+        shared: dict[int, list[str]] = {}
+        for key, (codes, _) in self.missing.items():
+            shared.setdefault(id(codes), []).append(key)
+        for keys in shared.values():
+            codes, items = self.missing[keys[0]]
+            merged = np.full(other.rows, -1)
+            for key in keys:  # a row's item: the first key of the group that misses one there
+                other_codes, other_items = other.missing.get(key, (np.full(other.rows, -1), []))
+                merged = np.where(merged >= 0, merged, np.where(other_codes >= 0, other_codes + len(items), -1))
+                items.extend(other_items)
+            codes[at] = merged
 
 
 Handler = Callable[[Any, Slots, FactColumns], pd.arrays.BooleanArray]
