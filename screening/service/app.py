@@ -36,6 +36,7 @@ from ..patient.model import PatientProfile
 from ..rules.loader import RuleSet
 from .config import ServiceConfig
 from .middleware import RequestContext
+from ..clinical.units import load_registry
 from .models import DATE_PATTERN, BatchError, ErrorBody, Health, ScreenRequest, ScreenResponse, ServiceEngine, TrialInfo
 from .reload import refusal, sighup_reloads, signal_supervisor
 from .state import RulesState
@@ -234,6 +235,7 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        load_registry()  # before serving: the first SI unit would otherwise stall this worker's loop
         if not config.reload_on_sighup:
             yield
             return
