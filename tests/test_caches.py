@@ -76,6 +76,60 @@ def test_code_list_matches_are_remembered_per_list_and_code(rules):
         assert not cancer.matches_icd10(None) and not cancer.matches_icd10("")
 
 
+CONDITION_CODES = [("B18.1", None), ("b181", None), ("C22.0", None), ("K74.60", None), ("=I85.0", None), ("C50.9", None),
+                   (None, "66071002"), (None, "1234"), ("Z99.9", "66071002"), (None, None)]
+MEDICATION_CODES = [(("Baraclude 0.5 mg",), None, None), (("Vemlidy",), None, None), (("metformin",), "A10BA02", None),
+                    (("x",), "J05AF10", None), (("x",), None, "197361"), (("Truvada", "emtricitabine", "tenofovir"), None, None)]
+PROCEDURE_CODES = [("liver_transplant", None, None), (None, "snomed", "18027006"), (None, "icd10", "Z94.4"), ("haemodialysis", None, None),
+                   (None, "snomed", "1"), (None, None, None)]
+
+
+def test_a_records_code_lists_are_those_each_list_matches(rules):
+    """The reverse lookup (every list a record belongs to, remembered per code) gives what asking
+    each list in turn gives, and is asked again from the memo."""
+    codelists = rules.codelists
+    for _ in range(2):
+        for icd10, snomed in CONDITION_CODES:
+            expected = {i for i, cl in codelists.items() if cl.matches_icd10(icd10) or cl.matches_snomed(snomed)}
+            assert set(codelists.for_condition(icd10, snomed)) == expected, (icd10, snomed)
+        for names, atc, rxnorm in MEDICATION_CODES:
+            expected = {i: cl.matches_name(names) or True for i, cl in codelists.items()
+                        if cl.matches_name(names) or cl.matches_atc(atc) or cl.matches_rxnorm(rxnorm)}
+            assert codelists.for_medication(names, atc, rxnorm) == expected, names
+        for kind, system, code in PROCEDURE_CODES:
+            expected = {i for i, cl in codelists.items() if cl.matches_kind(kind) or (code is not None and (
+                (system == "snomed" and cl.matches_snomed(code)) or (system == "icd10" and cl.matches_icd10(code))))}
+            assert set(codelists.for_procedure(kind, system, code)) == expected, (kind, code)
+    assert any(codelists.for_condition(icd10, snomed) for icd10, snomed in CONDITION_CODES)  # the table is not all misses
+    assert any(codelists.for_procedure(*codes) for codes in PROCEDURE_CODES)
+    assert any(isinstance(hit, str) for codes in MEDICATION_CODES for hit in codelists.for_medication(*codes).values())
+    assert any(hit is True for codes in MEDICATION_CODES for hit in codelists.for_medication(*codes).values())
+
+
+def test_code_lists_pickle_without_their_memo_and_plain_mappings_still_work(rules, facts):
+    import pickle
+
+    from screening.rules.codelists import CodeLists
+
+    rules.codelists.for_condition("B18.1", None)
+    copied = pickle.loads(pickle.dumps(rules.codelists))
+    assert isinstance(copied, CodeLists) and copied == rules.codelists and not copied._matched
+    plain = PatientFacts(facts.profile, AS_OF, Defaults(), dict(rules.codelists))
+    for codes in ("hepatitis_b", "hepatocellular_carcinoma", "hiv", "liver_cirrhosis"):
+        assert plain.condition(codes, Timing.EVER, None) == facts.condition(codes, Timing.EVER, None)
+
+
+def test_the_code_list_memo_is_bounded(rules, monkeypatch):
+    from screening.rules import codelists as module
+
+    monkeypatch.setattr(module, "_MATCH_MEMO_LIMIT", 3)
+    lists = module.CodeLists(rules.codelists)
+    for i in range(10):
+        lists.for_condition(f"Z{i:02d}", None)
+        assert len(lists._matched) <= 3
+    assert "hepatitis_b" in lists.for_condition("B18.1", None)
+
+
 def test_same_patient_same_result_at_other_dates_and_trial_selections(rules):
     patient = parse_patient(PROFILE)
     both = screen(patient, rules, as_of=AS_OF)

@@ -36,7 +36,7 @@ from ..patient.model import (
     QualitativeResult,
 )
 from ..results import Evidence
-from ..rules.codelists import CodeList
+from ..rules.codelists import CodeList, CodeLists
 from ..rules.model import Defaults, Timing, Window
 from .catalog import FACTS, SCORES
 from .intervals import Interval
@@ -179,6 +179,8 @@ class PatientFacts:
     def __post_init__(self) -> None:
         """Check every result the rules could use (a bad unit or value is an error whichever trial
         is screened) and index them by analyte; evidence is built on first use."""
+        if not isinstance(self.codelists, CodeLists):
+            self.codelists = CodeLists(self.codelists)
         labs: dict[str, list[_Lab]] = defaultdict(list)
         qualitative: dict[str, list[_Qualitative]] = defaultdict(list)
         if self.profile.birth_date and self.profile.birth_date > self.as_of:
@@ -403,10 +405,13 @@ class PatientFacts:
 
     def category(self, name: str) -> CategoryFact:
         if name == "child_pugh.class":  # from the score, under the default windows
-            score = self._child_pugh(None)[0]
-            classes = frozenset(child_pugh.child_pugh_class(t) for t in range(int(score.interval.low), int(score.interval.high) + 1))
-            return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing)
+            return self._memo(self._child_pugh_class, self.defaults.lab_within, self.defaults.assessment_within)
         return self._memo(self._category, name)
+
+    def _child_pugh_class(self, lab_window: Window, assessment_window: Window) -> CategoryFact:
+        score = self._memo(self._child_pugh_in, lab_window, assessment_window)[0]
+        classes = frozenset(child_pugh.child_pugh_class(t) for t in range(int(score.interval.low), int(score.interval.high) + 1))
+        return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing)
 
     def _category(self, name: str) -> CategoryFact:
         spec = FACTS[name]
@@ -426,20 +431,15 @@ class PatientFacts:
         return self._memo(self._condition, codes, timing, within)
 
     def _condition(self, codes: str, timing: Timing, within: Window | None) -> Finding:
-        codelist = self.codelists[codes]
         if self.profile.conditions is None:
             return Finding(None, missing=("problem list (conditions not reviewed)",))
         start = within.start(self.as_of) if within else None
-        hits = [
-            (self._timed(timing, start, c.resolved, active), ev)
-            for c, active, ev in self._memo(self._conditions)
-            if codelist.matches_icd10(c.icd10) or codelist.matches_snomed(c.snomed)
-        ]
-        return self._combine(hits, codelist.title, _count(len(self.profile.conditions), "condition"))
+        hits = [(self._timed(timing, start, c.resolved, active), ev) for c, active, ev, lists in self._memo(self._conditions) if codes in lists]
+        return self._combine(hits, self.codelists[codes].title, _count(len(self.profile.conditions), "condition"))
 
-    def _conditions(self) -> list[tuple[Condition, bool, Evidence]]:
+    def _conditions(self) -> list[tuple[Condition, bool, Evidence, dict[str, str | bool]]]:
         """The conditions with an onset up to the screening date: each with whether its status is
-        active and its evidence, built once for every code list asked about."""
+        active, its evidence and the code lists it belongs to, built once for every question."""
         conditions = []
         for c in self.profile.conditions or ():
             if c.onset is not None and c.onset > self.as_of:
@@ -447,22 +447,22 @@ class PatientFacts:
             code = c.icd10 or f"SNOMED {c.snomed}"
             status = "resolved " + c.resolved.isoformat() if c.resolved else c.status.value
             ev = Evidence.trusted(fact="condition", label=c.display or code, value=code, date=c.onset, source=f"condition {status}")
-            conditions.append((c, c.status in ACTIVE_CONDITION_STATUSES, ev))
+            conditions.append((c, c.status in ACTIVE_CONDITION_STATUSES, ev, self.codelists.for_condition(c.icd10, c.snomed)))
         return conditions
 
     def medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         return self._memo(self._medication, codes, timing, within)
 
     def _medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
-        codelist = self.codelists[codes]
         if self.profile.medications is None:
             return Finding(None, missing=("medication list (not reviewed)",))
         start = within.start(self.as_of) if within else None
         hits: list[tuple[Truth, Evidence]] = []
         for m in self.profile.medications:
-            name = codelist.matches_name([m.name, *m.ingredients])
-            if not (name or codelist.matches_atc(m.atc) or codelist.matches_rxnorm(m.rxnorm)):
+            matched = self.codelists.for_medication((m.name, *m.ingredients), m.atc, m.rxnorm).get(codes)
+            if not matched:
                 continue
+            name = matched if isinstance(matched, str) else None
             if m.status is MedicationStatus.INTENDED or (m.start is not None and m.start > self.as_of):
                 continue
             # a medication ending on the screening date is still taken that day
@@ -470,7 +470,7 @@ class PatientFacts:
             ev = Evidence.trusted(fact="medication", label=m.name, value=m.atc or name or m.rxnorm, date=m.start,
                                   source=f"medication {m.status.value}" + (f", ended {m.end.isoformat()}" if m.end else ""))
             hits.append((value, ev))
-        return self._combine(hits, codelist.title, _count(len(self.profile.medications), "medication"))
+        return self._combine(hits, self.codelists[codes].title, _count(len(self.profile.medications), "medication"))
 
     def procedure(self, codes: str, within: Window | None, at_least: int = 1) -> Finding:
         return self._memo(self._procedure, codes, within, at_least)
@@ -483,12 +483,7 @@ class PatientFacts:
         certain: list[Evidence] = []
         possible: list[Evidence] = []
         for p in self.profile.procedures:
-            matched = codelist.matches_kind(p.kind) or (
-                p.code is not None and (
-                    (p.system == "snomed" and codelist.matches_snomed(p.code)) or (p.system == "icd10" and codelist.matches_icd10(p.code))
-                )
-            )
-            if not matched or (p.date is not None and p.date > self.as_of):
+            if codes not in self.codelists.for_procedure(p.kind, p.system, p.code) or (p.date is not None and p.date > self.as_of):
                 continue
             ev = Evidence.trusted(fact="procedure", label=p.display or p.kind or p.code or "", value=p.kind or p.code, date=p.date,
                                   source="procedure" + (f" {p.system} {p.code}" if p.code else ""))

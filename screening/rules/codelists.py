@@ -16,7 +16,7 @@ Matching semantics:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -152,3 +152,47 @@ class CodeList(BaseModel):
 
     def matches_kind(self, kind: str | None) -> bool:
         return kind in self._kinds
+
+
+_MATCH_MEMO_LIMIT = 65_536  # distinct record codes remembered; bounded by the vocabularies in practice
+
+
+class CodeLists(dict[str, CodeList]):
+    """The shared code lists by id, and which of them a record's codes belong to.
+
+    A patient's record is matched once against every list (and the answer remembered per distinct
+    code), rather than once per question a trial asks about it.
+    """
+
+    def __init__(self, *args: object, **kwargs: CodeList) -> None:
+        super().__init__(*args, **kwargs)
+        self._matched: dict[tuple, dict[str, str | bool]] = {}
+
+    def __reduce__(self) -> tuple:  # pickled without the memo
+        return (CodeLists, (dict(self),))
+
+    def _lists(self, key: tuple, match: Callable[[CodeList], str | bool | None]) -> dict[str, str | bool]:
+        found = self._matched.get(key)
+        if found is None:
+            if len(self._matched) >= _MATCH_MEMO_LIMIT:
+                self._matched.clear()
+            found = self._matched[key] = {list_id: hit for list_id, codelist in self.items() if (hit := match(codelist))}
+        return found
+
+    def for_condition(self, icd10: str | None, snomed: str | None) -> dict[str, str | bool]:
+        """The lists a condition's ICD-10 or SNOMED CT code belongs to."""
+        return self._lists(("condition", icd10, snomed), lambda cl: cl.matches_icd10(icd10) or cl.matches_snomed(snomed))
+
+    def for_medication(self, names: tuple[str, ...], atc: str | None, rxnorm: str | None) -> dict[str, str | bool]:
+        """The lists a medication belongs to: each with the list name found in ``names`` (its name
+        and ingredients), or ``True`` when only its ATC or RxNorm code matched."""
+        return self._lists(("medication", names, atc, rxnorm),
+                           lambda cl: cl.matches_name(names) or cl.matches_atc(atc) or cl.matches_rxnorm(rxnorm))
+
+    def for_procedure(self, kind: str | None, system: str | None, code: str | None) -> dict[str, str | bool]:
+        """The lists a procedure's kind, or its SNOMED CT or ICD-10 code, belongs to."""
+        def match(cl: CodeList) -> bool:
+            return cl.matches_kind(kind) or (code is not None and (
+                (system == "snomed" and cl.matches_snomed(code)) or (system == "icd10" and cl.matches_icd10(code))))
+
+        return self._lists(("procedure", kind, system, code), match)

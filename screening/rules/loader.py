@@ -23,7 +23,7 @@ from ..clinical.units import check_unit
 from ..errors import RulesError, UnitError
 from ..facts.catalog import FACTS, QUALITATIVE_ANALYTES, SCORES
 from ..facts.resolve import DIALYSIS_CODELIST
-from .codelists import CodeList
+from .codelists import CodeList, CodeLists
 from .model import (
     EXPRESSION_TYPES,
     Compare,
@@ -219,8 +219,8 @@ def _uses_meld(trial: Trial) -> bool:
     return any(getattr(n, "fact", None) in SCORES or getattr(n, "fact", None) == "dialysis" for n in trial_nodes(trial))
 
 
-def load_codelists(directory: Path) -> dict[str, CodeList]:
-    codelists: dict[str, CodeList] = {}
+def load_codelists(directory: Path) -> CodeLists:
+    codelists = CodeLists()
     for path in sorted((directory / CODELIST_DIR).glob("*.yaml")):
         raw = read_yaml(path)
         try:
