@@ -45,6 +45,23 @@ def test_values_in_canonical_units_need_no_unit_registry():
     assert "pint" not in loaded
 
 
+def test_values_in_commonly_reported_units_need_no_unit_registry():
+    profile = json.loads(EXAMPLE.read_text())
+    profile["observations"] = [
+        {"loinc": "14631-6", "value": 34.2, "unit": "umol/L", "date": "2026-11-01"},
+        {"loinc": "61151-7", "value": 31, "unit": "g/L", "date": "2026-11-01"},
+        {"loinc": "6301-6", "value": 1.8, "unit": "{INR}", "date": "2026-11-01"},
+    ]
+    code = ("import datetime as dt\nfrom screening import load_rules, parse_patient, screen\n"
+            f"result = screen(parse_patient({profile!r}), load_rules('rules'), as_of=dt.date(2026, 11, 22))\n"
+            "print(result.model_dump_json())")
+    loaded = _modules_after(code)
+    assert "pint" not in loaded
+    # and the values were used, converted: bilirubin 2 mg/dL, albumin 3.1 g/dL
+    screened = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert '"value":2.0,"low":null,"high":null,"unit":"mg/dL"' in screened and '"value":3.1,' in screened
+
+
 @pytest.mark.parametrize("name", ["read_cohort", "screen_cohort", "CohortSummary", "DurableEngine"])
 def test_lazy_public_names_resolve(name):
     import screening

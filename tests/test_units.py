@@ -63,3 +63,18 @@ def test_si_cut_offs_land_exactly_on_the_conventional_cut_offs():
 def test_unconvertible_units_are_errors(analyte, unit):
     with pytest.raises(UnitError):
         conversion_factor(analyte, unit)
+
+
+def test_the_reported_unit_table_is_what_pint_computes():
+    """screening/clinical/unit_factors.py is written by reported_unit_table(); rewrite it (the
+    command is in its docstring) when an analyte's ``reported_in`` changes."""
+    from pathlib import Path
+
+    from screening.clinical import unit_factors
+    from screening.clinical.analytes import ANALYTES
+    from screening.clinical.units import pint_factor, reported_unit_table
+
+    assert Path(unit_factors.__file__).read_text(encoding="utf-8") == reported_unit_table()
+    assert set(unit_factors.REPORTED_UNIT_FACTORS) == {(a.name, u) for a in ANALYTES.values() for u in a.reported_in}
+    for (analyte, unit), factor in unit_factors.REPORTED_UNIT_FACTORS.items():
+        assert conversion_factor(analyte, unit) == pint_factor(ANALYTES[analyte], unit) == factor

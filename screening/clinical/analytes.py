@@ -26,21 +26,24 @@ class Analyte:
     unit: str | None  # canonical UCUM unit; None for a qualitative analyte
     molar_mass: float | None = None  # g/mol, for mass <-> substance conversion
     valence: int | None = None  # charge, for mEq <-> mmol
+    reported_in: tuple[str, ...] = ()  # other UCUM units results commonly come in (their factors are precomputed)
 
 
 ANALYTES: dict[str, Analyte] = {
     a.name: a
     for a in (
-        Analyte("bilirubin", "Total bilirubin", ("1975-2", "14631-6", "42719-5", "54363-7"), "mg/dL", molar_mass=10_000 / 17.1),
-        Analyte("albumin", "Albumin", ("1751-7", "61151-7", "61152-5", "2862-1"), "g/dL"),
-        Analyte("creatinine", "Creatinine", ("2160-0", "14682-9", "38483-4"), "mg/dL", molar_mass=10_000 / 88.4),
-        Analyte("sodium", "Sodium", ("2951-2", "2947-0"), "mmol/L", valence=1),
-        Analyte("inr", "INR", ("6301-6", "34714-6", "46418-0"), "1"),
+        Analyte("bilirubin", "Total bilirubin", ("1975-2", "14631-6", "42719-5", "54363-7"), "mg/dL", molar_mass=10_000 / 17.1,
+                reported_in=("umol/L", "mg/L")),
+        Analyte("albumin", "Albumin", ("1751-7", "61151-7", "61152-5", "2862-1"), "g/dL", reported_in=("g/L", "mg/dL")),
+        Analyte("creatinine", "Creatinine", ("2160-0", "14682-9", "38483-4"), "mg/dL", molar_mass=10_000 / 88.4,
+                reported_in=("umol/L", "mg/L")),
+        Analyte("sodium", "Sodium", ("2951-2", "2947-0"), "mmol/L", valence=1, reported_in=("meq/L", "mEq/L")),
+        Analyte("inr", "INR", ("6301-6", "34714-6", "46418-0"), "1", reported_in=("{INR}", "{ratio}")),
         Analyte("prothrombin_time", "Prothrombin time", ("5902-2",), "s"),
-        Analyte("alt", "ALT (SGPT)", ("1742-6", "1743-4"), "U/L"),
-        Analyte("ast", "AST (SGOT)", ("1920-8", "30239-8"), "U/L"),
-        Analyte("platelets", "Platelets", ("777-3", "26515-7"), "10*9/L"),
-        Analyte("hbv_dna", "HBV DNA", ("29615-2", "42595-9"), "[IU]/mL"),
+        Analyte("alt", "ALT (SGPT)", ("1742-6", "1743-4"), "U/L", reported_in=("ukat/L",)),
+        Analyte("ast", "AST (SGOT)", ("1920-8", "30239-8"), "U/L", reported_in=("ukat/L",)),
+        Analyte("platelets", "Platelets", ("777-3", "26515-7"), "10*9/L", reported_in=("10*3/uL",)),
+        Analyte("hbv_dna", "HBV DNA", ("29615-2", "42595-9"), "[IU]/mL", reported_in=("[IU]/L", "k[IU]/mL")),
         Analyte("hbsag", "HBsAg", ("5196-1", "5195-3", "58452-4"), None),
         Analyte("hcv_rna", "HCV RNA", ("11259-9",), None),
         Analyte("anti_hcv", "Anti-HCV antibody", ("16128-1", "13955-0"), None),

@@ -5,7 +5,8 @@ SI prefixes and dimensions) with a few rules: ``{annotation}`` is 1, ``10*9`` is
 arbitrary international unit, ``meq`` is mmol divided by the analyte's valence, ``.`` is a
 product and a leading ``/`` is a reciprocal. Mass <-> substance
 uses the analyte's molar mass (see :mod:`screening.clinical.analytes`). Anything else that does not
-convert is a :class:`UnitError`, never a guess. Factors are computed once per (analyte, unit).
+convert is a :class:`UnitError`, never a guess. Factors are computed once per (analyte, unit);
+those of the units results commonly come in are precomputed (:mod:`screening.clinical.unit_factors`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UnitError
 from .analytes import ANALYTES, Analyte
+from .unit_factors import REPORTED_UNIT_FACTORS
 
 _UCUM_CHARS = re.compile(r"^[A-Za-z0-9\[\]{}/.*^%()\-]+$")
 _ANNOTATION = re.compile(r"\{[^{}]*\}")
@@ -61,7 +63,8 @@ def _to_pint(ucum: str, analyte: Analyte) -> str:
 
 @lru_cache(maxsize=4096)
 def conversion_factor(analyte_name: str, ucum: str) -> float:
-    """Factor that turns a value of ``analyte_name`` in ``ucum`` into its canonical unit."""
+    """Factor that turns a value of ``analyte_name`` in ``ucum`` into its canonical unit: from the
+    precomputed table for the units results commonly come in, otherwise computed with pint."""
     analyte = ANALYTES[analyte_name]
     if analyte.unit is None:
         raise UnitError(f"{analyte.display} is qualitative and takes no unit", field="unit")
@@ -69,12 +72,18 @@ def conversion_factor(analyte_name: str, ucum: str) -> float:
         raise UnitError(f"{ucum!r}: {analyte.display} is a unitless ratio (UCUM '1')", field="unit")
     if ucum == analyte.unit:
         return 1.0
+    known = REPORTED_UNIT_FACTORS.get((analyte_name, ucum))
+    return known if known is not None else pint_factor(analyte, ucum)
+
+
+def pint_factor(analyte: Analyte, ucum: str) -> float:
+    """The factor from ``ucum`` to the analyte's canonical unit, computed with pint."""
     import pint  # loaded by _registry()
 
     registry = _registry()
     try:
         source = registry.parse_expression(_to_pint(ucum, analyte))
-        target = registry.parse_expression(_to_pint(analyte.unit, analyte))
+        target = registry.parse_expression(_to_pint(analyte.unit, analyte))  # type: ignore[arg-type]
         if not isinstance(source, pint.Quantity):
             source = registry.Quantity(source, "")
         if not isinstance(target, pint.Quantity):
@@ -94,6 +103,27 @@ def conversion_factor(analyte_name: str, ucum: str) -> float:
     if not (math.isfinite(factor) and factor > 0):
         raise UnitError(f"{ucum!r} is not a usable unit for {analyte.display}", field="unit")
     return factor
+
+
+def reported_unit_table() -> str:
+    """The source of :mod:`screening.clinical.unit_factors`: pint's factor for every unit an
+    analyte lists in ``reported_in`` (see that module for the command that writes it)."""
+    rows = "".join(f'    ("{a.name}", "{u}"): {pint_factor(a, u)!r},\n' for a in ANALYTES.values() for u in a.reported_in)
+    return f"{_TABLE_HEADER}\nREPORTED_UNIT_FACTORS: dict[tuple[str, str], float] = {{\n{rows}}}\n"
+
+
+_TABLE_HEADER = '''"""Conversion factors of the units lab results commonly come in (``Analyte.reported_in``), as pint
+computes them: a run whose results are all in these units (or canonical ones) never imports pint,
+whose import and registry take about a second.
+
+Written by :func:`screening.clinical.units.reported_unit_table`::
+
+    python -c 'from screening.clinical.units import reported_unit_table as t; print(t(), end="")' \\
+        > screening/clinical/unit_factors.py
+
+and checked against it by the tests, so the table cannot drift from what pint computes.
+"""
+'''
 
 
 def check_unit(analyte_name: str, ucum: str) -> None:

@@ -25,7 +25,6 @@ import numpy as np
 import pandas as pd
 from pandas.api.types import union_categoricals
 
-from ..clinical.units import load_registry
 from ..errors import ScreeningError
 from ..evaluators.vectorized import FactColumns, VectorTrial, compile_trial, group_rows, join_marked, missing_masks, row_facts, trial_rows
 from ..facts.resolve import PatientFacts
@@ -96,7 +95,6 @@ _WORKER: dict[str, Any] = {}  # in a worker process: the rules, screening date a
 
 def _start_worker(rules: RuleSet, as_of: dt.date, selected: list[str]) -> None:
     _WORKER.update(rules=rules, as_of=as_of, compiled=[compile_trial(rules.trials[trial_id]) for trial_id in selected])
-    load_registry()  # a no-op if inherited
     _keep_freed_memory()
 
 
@@ -122,7 +120,6 @@ def _screen_in_worker(chunk: Chunk) -> tuple[pd.DataFrame, int, int]:
 
 def _in_processes(chunks: Iterable[Chunk], rules: RuleSet, as_of: dt.date, selected: list[str], workers: int) -> Iterator[tuple[pd.DataFrame, int, int]]:
     """Results in input order, each yielded as soon as it and those before it are done."""
-    load_registry()  # once here: forked workers inherit it
     with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(rules, as_of, selected)) as pool:
         for _ in range(workers):  # start (fork) the workers before reading: a reader may run a thread, and they warm up meanwhile
             pool.submit(int)

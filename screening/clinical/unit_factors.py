@@ -1,0 +1,29 @@
+"""Conversion factors of the units lab results commonly come in (``Analyte.reported_in``), as pint
+computes them: a run whose results are all in these units (or canonical ones) never imports pint,
+whose import and registry take about a second.
+
+Written by :func:`screening.clinical.units.reported_unit_table`::
+
+    python -c 'from screening.clinical.units import reported_unit_table as t; print(t(), end="")' \
+        > screening/clinical/unit_factors.py
+
+and checked against it by the tests, so the table cannot drift from what pint computes.
+"""
+
+REPORTED_UNIT_FACTORS: dict[tuple[str, str], float] = {
+    ("bilirubin", "umol/L"): 0.05847953216374267,
+    ("bilirubin", "mg/L"): 0.1,
+    ("albumin", "g/L"): 0.1,
+    ("albumin", "mg/dL"): 0.001,
+    ("creatinine", "umol/L"): 0.011312217194570134,
+    ("creatinine", "mg/L"): 0.1,
+    ("sodium", "meq/L"): 1.0,
+    ("sodium", "mEq/L"): 1.0,
+    ("inr", "{INR}"): 1.0,
+    ("inr", "{ratio}"): 1.0,
+    ("alt", "ukat/L"): 60.0,
+    ("ast", "ukat/L"): 60.0,
+    ("platelets", "10*3/uL"): 1.0,
+    ("hbv_dna", "[IU]/L"): 0.001,
+    ("hbv_dna", "k[IU]/mL"): 1000.0,
+}
