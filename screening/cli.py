@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -164,9 +165,12 @@ def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
     from .cohort.output import ResultWriter
 
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True), disable=not sys.stderr.isatty())
-    with ResultWriter(out) as writer, progress:
-        task = progress.add_task("screening", total=None)
+    with ResultWriter(out) as writer, ExitStack() as shown:
+        task = None
         for frame in screen_cohort(read_cohort(cohort, chunk_size), ruleset, as_of, trials, summary, workers):
+            if task is None:  # the display runs a thread: started once the worker processes are forked (a fork copies held locks)
+                shown.enter_context(progress)
+                task = progress.add_task("screening", total=None)
             writer.write(frame)
             progress.update(task, description=f"screened {summary.rows} patients ({summary.errors} errors)")
 

@@ -152,6 +152,21 @@ def test_a_failed_background_write_is_raised(rules, tmp_path):
         writer.close()
 
 
+def test_the_cli_progress_display_starts_after_the_workers_are_forked(tmp_path, monkeypatch):
+    """The display runs a thread; a process forked while a thread holds a lock inherits it held."""
+    import multiprocessing
+
+    from rich.progress import Progress
+
+    workers_at_start: list[int] = []
+    enter = Progress.__enter__
+    monkeypatch.setattr(Progress, "__enter__", lambda self: workers_at_start.append(len(multiprocessing.active_children())) or enter(self))
+    result = CliRunner().invoke(app, ["screen-cohort", str(COHORTS / "flat-sample.csv"), "--out", str(tmp_path / "r.csv"),
+                                      "--rules", str(RULES_DIR), "--as-of", "2026-11-22", "--chunk-size", "5", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert workers_at_start == [2]
+
+
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
 def test_screen_cohort_cli_writes_results(tmp_path, suffix):
     out = tmp_path / f"results.{suffix}"
