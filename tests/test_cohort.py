@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -150,6 +152,29 @@ def test_a_failed_background_write_is_raised(rules, tmp_path):
     writer.write(frame.drop(columns=["error"]))  # another schema: refused by the Parquet writer in its thread
     with pytest.raises(ValueError, match="schema"):
         writer.close()
+
+
+def test_an_error_leaving_the_writer_is_not_replaced_by_a_failed_background_write(rules, tmp_path):
+    frame = next(screen_cohort(read_cohort(COHORTS / "flat-sample.csv", 5), rules, AS_OF))
+    path = tmp_path / "results.parquet"
+    stopped = RuntimeError("screening stopped")
+    with pytest.raises(RuntimeError) as raised, ResultWriter(path) as writer:
+        writer.write(frame)
+        writer.write(frame.drop(columns=["error"]))  # fails in the writer's thread
+        raise stopped
+    assert raised.value is stopped
+    assert stopped.__notes__ == [f"{path}: writing the results also failed (ValueError)"]  # its type, not its text
+
+
+@pytest.mark.parametrize(("suffix", "pools"), [("csv", 0), ("parquet", 1)])
+def test_only_parquet_results_start_a_background_writer(rules, tmp_path, monkeypatch, suffix, pools):
+    pool = mock.Mock(wraps=ThreadPoolExecutor)
+    monkeypatch.setattr("screening.cohort.output.ThreadPoolExecutor", pool)
+    frame = next(screen_cohort(read_cohort(COHORTS / "flat-sample.csv", 5), rules, AS_OF))
+    with ResultWriter(tmp_path / f"results.{suffix}") as writer:
+        writer.write(frame)
+        writer.write(frame)
+    assert pool.call_count == pools
 
 
 def test_the_cli_progress_display_starts_after_the_workers_are_forked(tmp_path, monkeypatch):
