@@ -65,6 +65,16 @@ def test_cohort_inputs_match_single_patient_screening(rules, source):
         assert row.criteria == ";".join(f"{c.id}={c.outcome.value}" for c in reference.criteria)
 
 
+@pytest.mark.parametrize("dtype", ["category", object, "string"])
+def test_the_summary_counts_any_text_columns_as_screening_categoricals(rules, dtype):
+    results, summary = _run(COHORTS / "flat-sample.csv", rules=rules)  # one chunk: categorical columns
+    assert isinstance(results["verdict"].dtype, pd.CategoricalDtype) and summary.verdicts
+    missing = pd.DataFrame({"trial_id": [None, "NCT04357600"], "verdict": ["eligible", None]})
+    counted = CohortSummary()
+    counted.add(pd.concat([results[["trial_id", "verdict"]], missing], ignore_index=True).astype(dtype))
+    assert counted.verdicts == summary.verdicts
+
+
 def test_rows_out_equal_rows_in_whatever_goes_wrong(rules, tmp_path):
     lines = [json.dumps({"id": "A", "birth_date": "1970-01-01"}), "{not json", json.dumps({"id": "B", "sex": "x"}),
              json.dumps({"id": "C", "observations": [{"loinc": "1975-2", "value": 1, "unit": "furlong", "date": "2026-11-01"}]}),
