@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from unittest import mock
 
@@ -132,10 +133,19 @@ def test_parquet_chunks_read_ahead_keep_every_row_in_order(tmp_path, chunk_size)
     pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True).astype(str), pd.read_parquet(path).astype(str))
 
 
-def test_a_reader_left_half_read_stops(tmp_path):
+@pytest.mark.parametrize("closed", [True, False], ids=["closed", "dropped"])
+def test_a_reader_left_half_read_stops(tmp_path, closed):
+    running = set(threading.enumerate())
     chunks = read_cohort(_as_parquet(tmp_path), 2)
     assert len(next(chunks)) == 2
-    chunks.close()  # the chunk read ahead is waited for, then the reader stops
+    reading = [t for t in threading.enumerate() if t not in running and t.name.startswith("read-ahead")]
+    assert reading  # the next chunk is being read
+    if closed:
+        chunks.close()
+    del chunks  # dropped: closed when collected
+    for thread in reading:
+        thread.join(timeout=5)
+    assert not [t for t in reading if t.is_alive()]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
