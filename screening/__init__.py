@@ -31,10 +31,14 @@ from .rules.loader import RuleSet, load_rules
 
 if TYPE_CHECKING:
     from .cohort import CohortSummary, read_cohort, screen_cohort
-    from .evaluators.durable import DurableEngine
+    from .evaluators.durable import DurableEngine, durable_engine
 
 # Imported on first use (PEP 562), so screening one patient does not load pandas or durable_rules.
-_LAZY = {"CohortSummary": ".cohort", "read_cohort": ".cohort", "screen_cohort": ".cohort", "DurableEngine": ".evaluators.durable"}
+# A function annotated with a lazy name is lazy too, defined beside it (its annotations then resolve).
+_LAZY = {
+    "CohortSummary": ".cohort", "read_cohort": ".cohort", "screen_cohort": ".cohort",
+    "DurableEngine": ".evaluators.durable", "durable_engine": ".evaluators.durable",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -75,6 +79,8 @@ def screen(
     if engine == "explain":
         return screen_patient(patient, rules, as_of, trials)
     if engine == "durable":
+        from .evaluators.durable import durable_engine
+
         return durable_engine(rules).screen(patient, as_of, trials)
     if engine == "vectorized":
         if "vectorized" not in rules.compiled:
@@ -83,15 +89,6 @@ def screen(
             rules.compiled["vectorized"] = VectorizedEngine(rules)
         return rules.compiled["vectorized"].screen(patient, as_of, trials)
     raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
-
-
-def durable_engine(rules: RuleSet) -> DurableEngine:
-    """The durable_rules engine for ``rules``, compiled and registered on first use."""
-    if "durable" not in rules.compiled:
-        from .evaluators.durable import DurableEngine
-
-        rules.compiled["durable"] = DurableEngine(rules)
-    return rules.compiled["durable"]
 
 
 __all__ = [

@@ -67,6 +67,15 @@ def test_record_answers_key_on_code_list_timing_and_window(facts):
     assert facts.condition("liver_cirrhosis", Timing.WITHIN, Window(days=10)).value is False
 
 
+def test_a_result_asked_about_by_several_questions_has_one_evidence(rules):
+    hbsag = {"loinc": "5196-1", "result": "positive", "date": "2026-11-20"}
+    facts = PatientFacts(parse_patient({**PROFILE, "observations": [*PROFILE["observations"], hbsag]}), AS_OF, Defaults(), rules.codelists)
+    positive, negative = facts.lab_result("hbsag", True, Window(days=365)), facts.lab_result("hbsag", False, Window(days=30))
+    assert (positive.value, negative.value) == (True, False)
+    assert positive.evidence[0] is negative.evidence[0]
+    assert facts.number("lab.inr", Window(days=365)).evidence[0] is facts.number("lab.inr", Window(days=30)).evidence[0]
+
+
 def test_code_list_matches_are_remembered_per_list_and_code(rules):
     hepatitis_b, cancer = rules.codelists["hepatitis_b"], rules.codelists["malignant_neoplasm"]
     for _ in range(2):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from unittest import mock
 
 import pandas as pd
 import pytest
@@ -61,6 +64,16 @@ def test_cohort_inputs_match_single_patient_screening(rules, source):
         assert row.deciding == ";".join(reference.deciding)
         assert row.missing == ";".join(reference.missing)
         assert row.criteria == ";".join(f"{c.id}={c.outcome.value}" for c in reference.criteria)
+
+
+@pytest.mark.parametrize("dtype", ["category", object, "string"])
+def test_the_summary_counts_any_text_columns_as_screening_categoricals(rules, dtype):
+    results, summary = _run(COHORTS / "flat-sample.csv", rules=rules)  # one chunk: categorical columns
+    assert isinstance(results["verdict"].dtype, pd.CategoricalDtype) and summary.verdicts
+    missing = pd.DataFrame({"trial_id": [None, "NCT04357600"], "verdict": ["eligible", None]})
+    counted = CohortSummary()
+    counted.add(pd.concat([results[["trial_id", "verdict"]], missing], ignore_index=True).astype(dtype))
+    assert counted.verdicts == summary.verdicts
 
 
 def test_rows_out_equal_rows_in_whatever_goes_wrong(rules, tmp_path):
@@ -120,10 +133,19 @@ def test_parquet_chunks_read_ahead_keep_every_row_in_order(tmp_path, chunk_size)
     pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True).astype(str), pd.read_parquet(path).astype(str))
 
 
-def test_a_reader_left_half_read_stops(tmp_path):
+@pytest.mark.parametrize("closed", [True, False], ids=["closed", "dropped"])
+def test_a_reader_left_half_read_stops(tmp_path, closed):
+    running = set(threading.enumerate())
     chunks = read_cohort(_as_parquet(tmp_path), 2)
     assert len(next(chunks)) == 2
-    chunks.close()  # the chunk read ahead is waited for, then the reader stops
+    reading = [t for t in threading.enumerate() if t not in running and t.name.startswith("read-ahead")]
+    assert reading  # the next chunk is being read
+    if closed:
+        chunks.close()
+    del chunks  # dropped: closed when collected
+    for thread in reading:
+        thread.join(timeout=5)
+    assert not [t for t in reading if t.is_alive()]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -150,6 +172,29 @@ def test_a_failed_background_write_is_raised(rules, tmp_path):
     writer.write(frame.drop(columns=["error"]))  # another schema: refused by the Parquet writer in its thread
     with pytest.raises(ValueError, match="schema"):
         writer.close()
+
+
+def test_an_error_leaving_the_writer_is_not_replaced_by_a_failed_background_write(rules, tmp_path):
+    frame = next(screen_cohort(read_cohort(COHORTS / "flat-sample.csv", 5), rules, AS_OF))
+    path = tmp_path / "results.parquet"
+    stopped = RuntimeError("screening stopped")
+    with pytest.raises(RuntimeError) as raised, ResultWriter(path) as writer:
+        writer.write(frame)
+        writer.write(frame.drop(columns=["error"]))  # fails in the writer's thread
+        raise stopped
+    assert raised.value is stopped
+    assert stopped.__notes__ == [f"{path}: writing the results also failed (ValueError)"]  # its type, not its text
+
+
+@pytest.mark.parametrize(("suffix", "pools"), [("csv", 0), ("parquet", 1)])
+def test_only_parquet_results_start_a_background_writer(rules, tmp_path, monkeypatch, suffix, pools):
+    pool = mock.Mock(wraps=ThreadPoolExecutor)
+    monkeypatch.setattr("screening.cohort.output.ThreadPoolExecutor", pool)
+    frame = next(screen_cohort(read_cohort(COHORTS / "flat-sample.csv", 5), rules, AS_OF))
+    with ResultWriter(tmp_path / f"results.{suffix}") as writer:
+        writer.write(frame)
+        writer.write(frame)
+    assert pool.call_count == pools
 
 
 def test_the_cli_progress_display_starts_after_the_workers_are_forked(tmp_path, monkeypatch):

@@ -62,7 +62,7 @@ def test_values_in_commonly_reported_units_need_no_unit_registry():
     assert '"value":2.0,"low":null,"high":null,"unit":"mg/dL"' in screened and '"value":3.1,' in screened
 
 
-@pytest.mark.parametrize("name", ["read_cohort", "screen_cohort", "CohortSummary", "DurableEngine"])
+@pytest.mark.parametrize("name", ["read_cohort", "screen_cohort", "CohortSummary", "DurableEngine", "durable_engine"])
 def test_lazy_public_names_resolve(name):
     import screening
 

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from screening import parse_patient, screen
 from screening.evaluators.explain import HANDLERS as REFERENCE
-from screening.evaluators.vectorized import HANDLERS, UNSUPPORTED, compile_trial, facts_frame, verdicts
+from screening.evaluators.flat import LEAF_PREFIX
+from screening.evaluators.vectorized import COMBINE, HANDLERS, UNSUPPORTED, compile_trial, facts_frame, verdicts
 from screening.rules.model import EXPRESSION_TYPES
 
 from .rule_strategies import ruleset_of, trials
@@ -47,6 +48,12 @@ def test_generated_rules_give_identical_outcome_matrices(rules, trial, profiles)
 def test_every_rule_kind_is_vectorized_or_listed():
     assert UNSUPPORTED == {}  # pinned: a kind the vectorized evaluator cannot express goes here with a reason
     assert set(HANDLERS) | set(UNSUPPORTED) == set(EXPRESSION_TYPES) == set(REFERENCE)
+
+
+def test_every_connective_has_a_combine():
+    """The kinds that are not leaves are evaluated, and walked for missing data, by combining their
+    operands' truths with COMBINE; a kind without an entry would fail there with a bare KeyError."""
+    assert set(HANDLERS) - set(LEAF_PREFIX) == set(COMBINE)
 
 
 def test_an_empty_cohort_gives_an_empty_matrix(rules):

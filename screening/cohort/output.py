@@ -27,7 +27,8 @@ def _text(column: pd.Series) -> pa.Array:
 class ResultWriter:
     """Appends result frames to ``path`` without holding the whole cohort in memory. Parquet is
     encoded in a background thread (without the GIL) while the caller screens the next chunk: one
-    table in flight at most, and a failure to write is raised by the next ``write`` or ``close``."""
+    table in flight at most, and a failure to write is raised by the next ``write`` or ``close``
+    (leaving a ``with`` block on an error, that error is raised instead, with a note of the failure)."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -36,7 +37,7 @@ class ResultWriter:
             raise ScreeningError(f"{self.path}: results are written as .csv or .parquet")
         self._parquet: pq.ParquetWriter | None = None
         self._started = False
-        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="result-writer")  # its thread starts with the first table
+        self._encoder: ThreadPoolExecutor | None = None  # created by the first Parquet write: CSV is written in the caller's thread
         self._encoding: Future | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -47,6 +48,8 @@ class ResultWriter:
             self._wait()
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(self.path, table.schema)
+            if self._encoder is None:
+                self._encoder = ThreadPoolExecutor(1, thread_name_prefix="result-writer")
             self._encoding = self._encoder.submit(self._parquet.write_table, table)
         self._started = True
 
@@ -59,7 +62,8 @@ class ResultWriter:
         try:
             self._wait()
         finally:
-            self._encoder.shutdown()
+            if self._encoder is not None:
+                self._encoder.shutdown()
             if self._parquet is not None:
                 self._parquet.close()
             elif not self._started and self.format == "csv":
@@ -69,4 +73,10 @@ class ResultWriter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        if value is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as failure:  # the caller's error stays the one raised; the write error's text may quote patient data
+            value.add_note(f"{self.path}: writing the results also failed ({type(failure).__name__})")

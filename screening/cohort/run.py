@@ -49,9 +49,13 @@ class CohortSummary:
     verdicts: dict[str, Counter] = field(default_factory=dict)
 
     def add(self, frame: pd.DataFrame) -> None:
-        trials, verdicts = frame["trial_id"].array, frame["verdict"].array
+        """Count ``frame``'s rows by ``trial_id`` and ``verdict``: from the codes of categorical
+        columns (as screening gives them; other columns are encoded first). A missing one is not counted."""
+        trials, verdicts = (frame[name].astype("category").array for name in ("trial_id", "verdict"))
+        known = (trials.codes >= 0) & (verdicts.codes >= 0)
         width = len(verdicts.categories)
-        counts = np.bincount(trials.codes.astype(np.int64) * width + verdicts.codes, minlength=len(trials.categories) * width)
+        pairs = trials.codes[known].astype(np.int64) * width + verdicts.codes[known]
+        counts = np.bincount(pairs, minlength=len(trials.categories) * width)
         for at in np.flatnonzero(counts).tolist():  # trial by trial, in category order (as a groupby)
             trial_id, verdict = trials.categories[at // width], verdicts.categories[at % width]
             self.verdicts.setdefault(str(trial_id), Counter())[str(verdict)] += int(counts[at])

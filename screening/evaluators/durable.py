@@ -37,8 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import durable.engine as durable_engine
-
+from durable.engine import Host, MessageNotHandledException
 
 from .._version import __version__
 from ..errors import EvaluatorGap
@@ -232,7 +231,7 @@ def normalize(compiled: CompiledTrial, facts: PatientFacts) -> dict[str, Any]:
     return document
 
 
-class SyncHost(durable_engine.Host):
+class SyncHost(Host):
     """A durable_rules host without the background dispatch timers: actions run synchronously in
     the caller (the default host's timer threads were seen returning partial states)."""
 
@@ -264,7 +263,7 @@ class DurableEngine:
             document["sid"] = sid
             try:
                 state = self._host.assert_fact(compiled.name, document)
-            except durable_engine.MessageNotHandledException as exc:  # unreachable: the "screened" rule matches all
+            except MessageNotHandledException as exc:  # unreachable: the "screened" rule matches all
                 raise EvaluatorGap(f"durable_rules matched no rule for {trial_id}") from exc
             self._host.delete_state(compiled.name, sid)
         if isinstance(state, dict) and "exception" in state:
@@ -288,3 +287,10 @@ class DurableEngine:
             engine_version=__version__,
             results=tuple(self.screen_trial(profile, as_of, loaded.trial.id, facts) for loaded, facts in shared),
         )
+
+
+def durable_engine(rules: RuleSet) -> DurableEngine:
+    """The durable_rules engine for ``rules``, compiled and registered on first use."""
+    if "durable" not in rules.compiled:
+        rules.compiled["durable"] = DurableEngine(rules)
+    return rules.compiled["durable"]

@@ -78,18 +78,21 @@ class Finding(NamedTuple):
 
 class _Lab(NamedTuple):
     """A numeric result, checked and in the canonical unit; its evidence is built when a question
-    uses it (:meth:`PatientFacts._lab_evidence`)."""
+    first uses it (:meth:`PatientFacts._lab_evidence`)."""
 
     date: dt.date
     interval: Interval  # canonical unit
     value: float  # canonical (for prothrombin time: the prolongation over control)
-    index: int  # in ``profile.observations``
+    observation: int  # its index in ``profile.observations``
 
 
 class _Qualitative(NamedTuple):
+    """A qualitative result; its evidence is built when a question first uses it
+    (:meth:`PatientFacts._qualitative_evidence`)."""
+
     date: dt.date
     result: QualitativeResult
-    index: int
+    observation: int  # its index in ``profile.observations``
 
 
 def _fmt(value: float) -> str:
@@ -155,7 +158,6 @@ def meld_input(analyte: str, interval: Interval | None) -> tuple[float, ...]:
     return (lo, hi) if lo != hi else (lo,)
 
 
-_POINTS_LABEL = {c: f"Child-Pugh {c} points" for c in ("bilirubin", "albumin", "inr", "ascites", "encephalopathy")}
 _ASSESSMENT_LABEL = {name: name.value.replace("_", " ").capitalize() for name in AssessmentName}
 MELD_DOMAIN = {"bilirubin": (0.01, 1e4), "creatinine": (0.01, 1e4), "inr": (0.01, 1e3), "sodium": (50.0, 250.0), "albumin": (0.1, 20.0)}
 MELD_INPUTS = {"meld": ("bilirubin", "creatinine", "inr"), "meld_na": ("bilirubin", "creatinine", "inr", "sodium"),
@@ -216,15 +218,9 @@ class PatientFacts:
         self._qualitative = dict(qualitative)
 
     def _lab_evidence(self, lab: _Lab) -> Evidence:
-        """The evidence of a numeric result: its canonical value (or range) and the value as recorded."""
-        key = ("lab evidence", lab.index)
-        evidence = self._cache.get(key)
-        if evidence is None:
-            evidence = self._cache[key] = self._build_lab_evidence(lab)
-        return evidence
-
-    def _build_lab_evidence(self, lab: _Lab) -> Evidence:
-        obs = self.profile.observations[lab.index]
+        """The evidence of a numeric result: its canonical value (or range) and the value as
+        recorded. Asked through :meth:`_memo`: several questions may use one result."""
+        obs = self.profile.observations[lab.observation]
         analyte = ANALYTE_BY_LOINC[obs.loinc]
         interval = lab.interval
         unit_text = "" if obs.unit in (None, "1") else f" {obs.unit}"
@@ -243,7 +239,8 @@ class PatientFacts:
         )
 
     def _qualitative_evidence(self, result: _Qualitative) -> Evidence:
-        obs = self.profile.observations[result.index]
+        """The evidence of a qualitative result. Asked through :meth:`_memo`, as for numeric ones."""
+        obs = self.profile.observations[result.observation]
         analyte = ANALYTE_BY_LOINC[obs.loinc]
         return Evidence.trusted(fact=f"lab.{analyte.name}", label=analyte.display, value=result.result.value, date=obs.date, source=f"LOINC {obs.loinc}")
 
@@ -301,7 +298,7 @@ class PatientFacts:
         if not results:
             return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),))
         latest = max(lab.date for lab in results)
-        same_day = [(lab, self._lab_evidence(lab)) for lab in results if lab.date == latest]
+        same_day = [(lab, self._memo(self._lab_evidence, lab)) for lab in results if lab.date == latest]
         same_day.sort(key=lambda pair: (pair[0].interval.low, pair[0].interval.high, pair[1].source or ""))
         interval = same_day[0][0].interval
         for lab, _ in same_day[1:]:
@@ -356,7 +353,7 @@ class PatientFacts:
                 p_low, p_high = 1, 3
                 missing.extend(fact.missing)
             low, high = low + p_low, high + p_high
-            label = _POINTS_LABEL[component]
+            label = FACTS[f"child_pugh.points.{component}"].label
             exact = p_low if p_low == p_high else None
             part_evidence = tuple(ev.replaced(points=exact) for ev in fact.evidence)
             parts.extend(part_evidence)
@@ -530,7 +527,7 @@ class PatientFacts:
         if not results:
             return Finding(None, missing=(_label_window(info.display, window),))
         latest = max(q.date for q in results)
-        same_day = sorted(((q, self._qualitative_evidence(q)) for q in results if q.date == latest), key=lambda pair: (pair[1].source or "", pair[0].result.value))
+        same_day = sorted(((q, self._memo(self._qualitative_evidence, q)) for q in results if q.date == latest), key=lambda pair: (pair[1].source or "", pair[0].result.value))
         signs = {True if q.result in POSITIVE_RESULTS else False if q.result in NEGATIVE_RESULTS else None for q, _ in same_day}
         sign = signs.pop() if len(signs) == 1 else None
         value = None if sign is None else sign is positive

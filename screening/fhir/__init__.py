@@ -93,10 +93,31 @@ only that patient's lines; resources that name no patient are in ``BulkExport.wa
 
 from __future__ import annotations
 
-from .bulk import BulkExport, read_bulk_export
-from .bundle import bundle_to_profile
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .codes import PROJECT as PROJECT_CODE_SYSTEM
 from .result import FhirWarning, MappedProfile, WarningCode
+
+if TYPE_CHECKING:
+    from .bulk import BulkExport, read_bulk_export
+    from .bundle import bundle_to_profile
+
+# Imported on first use (PEP 562): the mapping loads fhir.resources, the result types do not (so
+# screening.patient.io can name FhirWarning in its annotations without loading it).
+_LAZY = {"BulkExport": ".bulk", "read_bulk_export": ".bulk", "bundle_to_profile": ".bundle"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 __all__ = [
     "PROJECT_CODE_SYSTEM",

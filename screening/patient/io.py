@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from ..errors import PatientDataError
+from ..fhir.result import FhirWarning
 from .model import PatientProfile
-
-if TYPE_CHECKING:
-    from ..fhir import FhirWarning
 
 _ADAPTER = TypeAdapter(PatientProfile)
 
@@ -57,7 +55,7 @@ def load_patient_with_warnings(path: str | Path) -> tuple[PatientProfile, tuple[
     except json.JSONDecodeError as exc:
         raise PatientDataError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", source=str(path)) from None
     if isinstance(data, dict) and "resourceType" in data:
-        from ..fhir import bundle_to_profile  # imported on first use: fhir.resources loads its models lazily too
+        from ..fhir.bundle import bundle_to_profile  # imported on first use: fhir.resources loads its models lazily too
 
         mapped = bundle_to_profile(data, source=str(path))
         return mapped.profile, mapped.warnings

@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import durable_engine
+from ..evaluators.durable import durable_engine
 from ..rules.loader import RuleSet, load_rules
 
 
