@@ -163,3 +163,15 @@ def test_dates_parsed_as_arrays_match_one_by_one():
     for as_of in (AS_OF, dt.date(2024, 2, 29), dt.date(2025, 2, 28), dt.date(2025, 3, 1), dt.date(1900, 1, 1)):
         parse = parse_age(as_of)
         assert parse.many(values, wanted) == [parse(v) if w else INVALID for v, w in zip(values, wanted)], as_of
+
+
+def test_both_fact_resolvers_answer_every_number_question():
+    """A number fact names the question that answers it (FactSpec.question); the per-patient and
+    the column-wise resolver each answer every question, and only those."""
+    from screening.cohort import columnar
+    from screening.facts import resolve
+    from screening.facts.catalog import FACTS, NUMBER_QUESTIONS
+
+    assert set(resolve._NUMBER_QUESTIONS) == set(columnar._NUMBER_QUESTIONS) == set(NUMBER_QUESTIONS)
+    assert {spec.question for spec in FACTS.values() if spec.kind == "number"} == set(NUMBER_QUESTIONS)
+    assert all(spec.question is None for spec in FACTS.values() if spec.kind == "category")

@@ -172,22 +172,12 @@ class ChunkFacts:
 
     def _number(self, name: str, within: Window | None) -> _Number:
         spec = FACTS[name]
-        rows = self.chunk.rows
-        if name == "age":
-            age = self.chunk.age
-            known = ~np.isnan(age)
-            return _Number("Age", age, age, np.zeros(rows, bool), np.zeros(rows, bool), _known_code(known), [("birth date",)])
-        if spec.analyte is not None:
-            return self._lab(spec.analyte, within or self.defaults.lab_within)
-        if name.startswith("assessment."):
-            return self._assessment(name.split(".", 1)[1], within or self.defaults.assessment_within)
-        if name == "child_pugh.score":
-            return self._child_pugh(within)[0]
-        if name.startswith("child_pugh.points."):
-            return self._child_pugh(within)[1][name.rsplit(".", 1)[1]]
-        if name in SCORES:
-            return self._meld(name, within)
-        raise KeyError(name)
+        return _NUMBER_QUESTIONS[spec.question](self, spec.part, within)  # type: ignore[index]
+
+    def _age(self) -> _Number:
+        age = self.chunk.age
+        no = np.zeros(self.chunk.rows, bool)
+        return _Number("Age", age, age, no, no, _known_code(~np.isnan(age)), [("birth date",)])
 
     def _lab(self, analyte: str, window: Window) -> _Number:
         return self._cached(("lab", analyte, window), lambda: self._compute_lab(analyte, window))
@@ -286,6 +276,16 @@ class ChunkFacts:
                 items.append(tuple(lost))
         no = np.zeros(self.chunk.rows, bool)
         return _Number(SCORES[name], low[groups], high[groups], no, no, missing[groups].astype(np.int64), items)
+
+
+_NUMBER_QUESTIONS: dict[str, Callable[[ChunkFacts, str, Window | None], _Number]] = {  # by FactSpec.question, as PatientFacts
+    "age": lambda facts, _, __: facts._age(),
+    "lab": lambda facts, analyte, within: facts._lab(analyte, within or facts.defaults.lab_within),
+    "assessment": lambda facts, name, within: facts._assessment(name, within or facts.defaults.assessment_within),
+    "child_pugh.score": lambda facts, _, within: facts._child_pugh(within)[0],
+    "child_pugh.points": lambda facts, item, within: facts._child_pugh(within)[1][item],
+    "meld": lambda facts, score, within: facts._meld(score, within),
+}
 
 
 def _number_keys(key: str, number: _Number, integer: bool) -> dict[str, np.ndarray]:

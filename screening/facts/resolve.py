@@ -265,19 +265,7 @@ class PatientFacts:
 
     def number(self, name: str, within: Window | None = None) -> NumberFact:
         spec = FACTS[name]
-        if name == "age":
-            return self._memo(self._age)
-        if spec.analyte is not None:
-            return self.lab(spec.analyte, within or self.defaults.lab_within)
-        if name.startswith("assessment."):
-            return self._assessment(AssessmentName(name.split(".", 1)[1]), within or self.defaults.assessment_within)
-        if name == "child_pugh.score":
-            return self._child_pugh(within)[0]
-        if name.startswith("child_pugh.points."):
-            return self._child_pugh(within)[1][name.rsplit(".", 1)[1]]
-        if name in SCORES:
-            return self._meld(name, within)
-        raise KeyError(name)
+        return _NUMBER_QUESTIONS[spec.question](self, spec.part, within)  # type: ignore[index]
 
     def _age(self) -> NumberFact:
         birth = self.profile.birth_date
@@ -554,3 +542,13 @@ class PatientFacts:
         evidence = tuple(ev for v, ev in hits if v is value or value is False)
         missing = (f"dates of records matching {title}",) if value is None else ()
         return Finding(value, evidence, missing, reviewed=reviewed)
+
+
+_NUMBER_QUESTIONS: dict[str, Callable[[PatientFacts, str, Window | None], NumberFact]] = {  # by FactSpec.question
+    "age": lambda facts, _, __: facts._memo(facts._age),
+    "lab": lambda facts, analyte, within: facts.lab(analyte, within or facts.defaults.lab_within),
+    "assessment": lambda facts, name, within: facts._assessment(AssessmentName(name), within or facts.defaults.assessment_within),
+    "child_pugh.score": lambda facts, _, within: facts._child_pugh(within)[0],
+    "child_pugh.points": lambda facts, item, within: facts._child_pugh(within)[1][item],
+    "meld": lambda facts, score, within: facts._meld(score, within),
+}
