@@ -90,18 +90,20 @@ def applicable(applies: Truth, value: Truth, kind: CriterionKind) -> Outcome:
     return outcome_of(value) if passing else Outcome.UNKNOWN
 
 
+FAILING_OUTCOME: dict[CriterionKind, Outcome] = {CriterionKind.INCLUSION: Outcome.NOT_MET, CriterionKind.EXCLUSION: Outcome.MET}
+"""The outcome of each kind of criterion that makes the patient ineligible."""
+
+
 def fails(kind: CriterionKind, outcome: Outcome) -> bool:
-    """A criterion outcome that makes the patient ineligible."""
-    return (kind is CriterionKind.INCLUSION and outcome is Outcome.NOT_MET) or (
-        kind is CriterionKind.EXCLUSION and outcome is Outcome.MET
-    )
+    """A criterion outcome that makes the patient ineligible: an inclusion not met, an exclusion met."""
+    return outcome is FAILING_OUTCOME[kind]
 
 
 def verdict(outcomes: Iterable[tuple[CriterionKind, Outcome]]) -> Verdict:
     """Ineligible if any criterion fails; otherwise undetermined if any is unknown; else eligible."""
-    outcomes = list(outcomes)
-    if any(fails(kind, outcome) for kind, outcome in outcomes):
-        return Verdict.INELIGIBLE
-    if any(outcome is Outcome.UNKNOWN for _, outcome in outcomes):
-        return Verdict.UNDETERMINED
-    return Verdict.ELIGIBLE
+    unknown = False
+    for kind, outcome in outcomes:
+        if outcome is FAILING_OUTCOME[kind]:
+            return Verdict.INELIGIBLE
+        unknown = unknown or outcome is Outcome.UNKNOWN
+    return Verdict.UNDETERMINED if unknown else Verdict.ELIGIBLE

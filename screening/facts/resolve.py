@@ -125,6 +125,9 @@ def points_range(interval: Interval, score: Callable[[float], int]) -> tuple[int
     """Child-Pugh points of an item whose value lies in ``interval``. Points are monotone in the
     value (rising, or falling for albumin), so the ends of the interval give the ends of the
     points; an open-ended censored value (e.g. "> 35 g/L") is scored beyond every cut-off."""
+    if interval.low == interval.high and interval.low >= 0:  # a known value: a point is never open
+        points = score(interval.low)
+        return points, points
     ends = {score(max(interval.inner_low(), 0.0)), score(interval.inner_high() if math.isfinite(interval.high) else _BEYOND_CUT_OFFS)}
     return min(ends), max(ends)
 
@@ -158,6 +161,7 @@ def meld_input(analyte: str, interval: Interval | None) -> tuple[float, ...]:
     return (lo, hi) if lo != hi else (lo,)
 
 
+_POINTS_LABEL = {name.removeprefix("child_pugh.points."): spec.label for name, spec in FACTS.items() if name.startswith("child_pugh.points.")}
 _ASSESSMENT_LABEL = {name: name.value.replace("_", " ").capitalize() for name in AssessmentName}
 MELD_DOMAIN = {"bilirubin": (0.01, 1e4), "creatinine": (0.01, 1e4), "inr": (0.01, 1e3), "sodium": (50.0, 250.0), "albumin": (0.1, 20.0)}
 MELD_INPUTS = {"meld": ("bilirubin", "creatinine", "inr"), "meld_na": ("bilirubin", "creatinine", "inr", "sodium"),
@@ -282,9 +286,11 @@ class PatientFacts:
     def _lab(self, analyte: str, window: Window) -> NumberFact:
         info = ANALYTES[analyte]
         start = window.start(self.as_of)
-        results = [lab for lab in self._labs.get(analyte, ()) if start <= lab.date <= self.as_of]
+        results = [lab for lab in self._labs.get(analyte, ()) if lab.date >= start]  # none is after the screening date
         if not results:
             return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),))
+        if len(results) == 1:
+            return NumberFact(info.display, results[0].interval, info.unit, (self._memo(self._lab_evidence, results[0]),))
         latest = max(lab.date for lab in results)
         same_day = [(lab, self._memo(self._lab_evidence, lab)) for lab in results if lab.date == latest]
         same_day.sort(key=lambda pair: (pair[0].interval.low, pair[0].interval.high, pair[1].source or ""))
@@ -341,7 +347,7 @@ class PatientFacts:
                 p_low, p_high = 1, 3
                 missing.extend(fact.missing)
             low, high = low + p_low, high + p_high
-            label = FACTS[f"child_pugh.points.{component}"].label
+            label = _POINTS_LABEL[component]
             exact = p_low if p_low == p_high else None
             part_evidence = tuple(ev.replaced(points=exact) for ev in fact.evidence)
             parts.extend(part_evidence)
@@ -418,22 +424,32 @@ class PatientFacts:
     def _condition(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         if self.profile.conditions is None:
             return Finding(None, missing=("problem list (conditions not reviewed)",))
+        reviewed = _count(len(self.profile.conditions), "condition")
+        matching = self._memo(self._conditions).get(codes)
+        if not matching:  # the usual answer to an exclusion's question
+            return Finding(False, (), (), reviewed)
         start = within.start(self.as_of) if within else None
-        hits = [(self._timed(timing, start, c.resolved, active), ev) for c, active, ev, lists in self._memo(self._conditions) if codes in lists]
-        return self._combine(hits, self.codelists[codes].title, _count(len(self.profile.conditions), "condition"))
+        hits = [(self._timed(timing, start, c.resolved, active), ev) for c, active, ev in matching]
+        return self._combine(hits, self.codelists[codes].title, reviewed)
 
-    def _conditions(self) -> list[tuple[Condition, bool, Evidence, dict[str, str | bool]]]:
-        """The conditions with an onset up to the screening date: each with whether its status is
-        active, its evidence and the code lists it belongs to, built once for every question."""
-        conditions = []
+    def _conditions(self) -> dict[str, list[tuple[Condition, bool, Evidence]]]:
+        """The conditions with an onset up to the screening date, under each code list they belong
+        to: each with whether its status is active and its evidence, built once for every question
+        (and only for conditions some list names)."""
+        by_list: dict[str, list[tuple[Condition, bool, Evidence]]] = defaultdict(list)
         for c in self.profile.conditions or ():
             if c.onset is not None and c.onset > self.as_of:
+                continue
+            lists = self.codelists.for_condition(c.icd10, c.snomed)
+            if not lists:
                 continue
             code = c.icd10 or f"SNOMED {c.snomed}"
             status = "resolved " + c.resolved.isoformat() if c.resolved else c.status.value
             ev = Evidence.trusted(fact="condition", label=c.display or code, value=code, date=c.onset, source=f"condition {status}")
-            conditions.append((c, c.status in ACTIVE_CONDITION_STATUSES, ev, self.codelists.for_condition(c.icd10, c.snomed)))
-        return conditions
+            entry = (c, c.status in ACTIVE_CONDITION_STATUSES, ev)
+            for name in lists:
+                by_list[name].append(entry)
+        return by_list
 
     def medication(self, codes: str, timing: Timing, within: Window | None) -> Finding:
         return self._memo(self._medication, codes, timing, within)
