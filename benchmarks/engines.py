@@ -7,7 +7,9 @@ For each engine: median and p95 microseconds per patient and trial, explanations
 the bundled examples (21 profiles, both trials), cycled until the time budget is spent. The last
 row screens the same examples with long records, as an EHR's problem and medication lists are:
 each given 40 more conditions and 15 more medications that no trial asks about (how the cost
-grows with record length).
+grows with record length). The "floor" row builds each example's result objects anew from their
+final values (every nested model, unvalidated, as the evaluator builds them; no fact, no logic, no
+text): what any per-patient evaluator returning these pydantic models pays at least.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import datetime as dt
 import statistics
 import time
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from screening import PatientProfile, durable_engine, load_patient, load_rules, screen
 
@@ -53,6 +57,13 @@ def long_record(patient: PatientProfile) -> PatientProfile:
     return PatientProfile.model_validate(data)
 
 
+def rebuilt(model: BaseModel) -> BaseModel:
+    """``model`` built anew from its field values, nested result models too, without validation."""
+    fields = {name: tuple(rebuilt(v) for v in value) if type(value) is tuple and value and isinstance(value[0], BaseModel) else value
+              for name, value in model.__dict__.items()}
+    return type(model).trusted(**fields)  # type: ignore[attr-defined]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="time budget per engine")
@@ -67,11 +78,14 @@ def main() -> None:
         measure("durable: outcomes only", lambda p: [engine.outcomes(p, AS_OF, t) for t in rules.trials], patients, trials, args.seconds),
         measure("explain: screen, long records (+40 cond., +15 med.)", lambda p: screen(p, rules, as_of=AS_OF),
                 [long_record(p) for p in patients], trials, args.seconds),
+        measure("floor: the result objects alone (no evaluation)", rebuilt, [screen(p, rules, as_of=AS_OF) for p in patients], trials,
+                args.seconds),
     ]
     print(f"{'engine':<52} {'median us':>10} {'p95 us':>10} {'samples':>8}   (per patient and trial, {trials} trials)")
     for label, median, p95, n in rows:
         print(f"{label:<52} {median:>10.0f} {p95:>10.0f} {n:>8}")
     print(f"durable screen / explain screen: {rows[1][1] / rows[0][1]:.2f}x")
+    print(f"floor / explain screen: {rows[4][1] / rows[0][1]:.2f} (the share of the reference's median spent building its output)")
 
 
 if __name__ == "__main__":
