@@ -8,8 +8,8 @@ the bundled examples (21 profiles, both trials), cycled until the time budget is
 row screens the same examples with long records, as an EHR's problem and medication lists are:
 each given 40 more conditions and 15 more medications that no trial asks about (how the cost
 grows with record length). The "floor" row builds each example's result objects anew from their
-final values (every nested model, unvalidated, as the evaluator builds them; no fact, no logic, no
-text): what any per-patient evaluator returning these pydantic models pays at least.
+final values (every distinct nested model once, unvalidated, as the evaluator builds them; no fact,
+no logic, no text): what any per-patient evaluator returning these pydantic models pays at least.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import argparse
 import datetime as dt
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -57,11 +59,29 @@ def long_record(patient: PatientProfile) -> PatientProfile:
     return PatientProfile.model_validate(data)
 
 
-def rebuilt(model: BaseModel) -> BaseModel:
-    """``model`` built anew from its field values, nested result models too, without validation."""
-    fields = {name: tuple(rebuilt(v) for v in value) if type(value) is tuple and value and isinstance(value[0], BaseModel) else value
-              for name, value in model.__dict__.items()}
-    return type(model).trusted(**fields)  # type: ignore[attr-defined]
+def construction_plan(result: BaseModel) -> list[tuple[Callable[..., BaseModel], dict[str, Any]]]:
+    """Every distinct model object in ``result`` (evidence shared by criteria and trials counts
+    once, as the evaluator shares it), each as (its class's unvalidated constructor, its fields)."""
+    plan: list[tuple[Callable[..., BaseModel], dict[str, Any]]] = []
+    seen: set[int] = set()
+
+    def visit(model: BaseModel) -> None:
+        if id(model) in seen:
+            return
+        seen.add(id(model))
+        for value in model.__dict__.values():
+            for item in value if type(value) is tuple else ():
+                if isinstance(item, BaseModel):
+                    visit(item)
+        plan.append((type(model).trusted, dict(model.__dict__)))  # type: ignore[attr-defined]
+
+    visit(result)
+    return plan
+
+
+def construct(plan: list[tuple[Callable[..., BaseModel], dict[str, Any]]]) -> None:
+    for make, fields in plan:
+        make(**fields)
 
 
 def main() -> None:
@@ -78,8 +98,8 @@ def main() -> None:
         measure("durable: outcomes only", lambda p: [engine.outcomes(p, AS_OF, t) for t in rules.trials], patients, trials, args.seconds),
         measure("explain: screen, long records (+40 cond., +15 med.)", lambda p: screen(p, rules, as_of=AS_OF),
                 [long_record(p) for p in patients], trials, args.seconds),
-        measure("floor: the result objects alone (no evaluation)", rebuilt, [screen(p, rules, as_of=AS_OF) for p in patients], trials,
-                args.seconds),
+        measure("floor: the result objects alone (no evaluation)", construct,
+                [construction_plan(screen(p, rules, as_of=AS_OF)) for p in patients], trials, args.seconds),
     ]
     print(f"{'engine':<52} {'median us':>10} {'p95 us':>10} {'samples':>8}   (per patient and trial, {trials} trials)")
     for label, median, p95, n in rows:
