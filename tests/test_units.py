@@ -78,3 +78,39 @@ def test_the_reported_unit_table_is_what_pint_computes():
     assert set(unit_factors.REPORTED_UNIT_FACTORS) == {(a.name, u) for a in ANALYTES.values() for u in a.reported_in}
     for (analyte, unit), factor in unit_factors.REPORTED_UNIT_FACTORS.items():
         assert conversion_factor(analyte, unit) == pint_factor(ANALYTES[analyte], unit) == factor
+
+
+def test_pint_conversions_from_several_threads_each_use_their_own_analyte():
+    """pint's registry is shared state (a conversion by molar mass enables its chemistry context
+    on it): conversions from several threads at once (the library used from a thread pool, the
+    service's rules reload beside a request) must not see each other's molar mass."""
+    import sys
+    import threading
+
+    from screening.clinical.analytes import ANALYTES
+    from screening.clinical.units import pint_factor
+
+    pairs = [(a, u) for a in ("bilirubin", "creatinine") for u in ("mmol/L", "umol/dL", "nmol/mL")]
+    expected = {(a, u): pint_factor(ANALYTES[a], u) for a, u in pairs}
+    wrong: list[tuple[str, str]] = []
+
+    def convert(offset: int) -> None:
+        for i in range(150):
+            analyte, unit = pairs[(i + offset) % len(pairs)]
+            try:
+                if pint_factor(ANALYTES[analyte], unit) != expected[analyte, unit]:
+                    wrong.append((analyte, unit))
+            except UnitError:
+                wrong.append((analyte, unit))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=convert, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []

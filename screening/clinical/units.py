@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,8 @@ _EQUIVALENT = re.compile(r"(?<![A-Za-z])([munp]?)(?:eq|Eq)(?![A-Za-z])")
 
 if TYPE_CHECKING:
     import pint
+
+_PINT = threading.Lock()  # pint's registry is shared state: a conversion by molar mass enables a context on it
 
 SIGNIFICANT_DIGITS = 12  # converted values are rounded so float noise cannot cross a cut-off
 
@@ -45,7 +48,8 @@ def _registry() -> pint.UnitRegistry:
 def load_registry() -> None:
     """Build the unit registry now rather than at the first conversion (it takes a few tenths
     of a second): a worker process does it while it waits for its first chunk."""
-    _registry()
+    with _PINT:
+        _registry()
 
 
 def _to_pint(ucum: str, analyte: Analyte) -> str:
@@ -77,7 +81,13 @@ def conversion_factor(analyte_name: str, ucum: str) -> float:
 
 
 def pint_factor(analyte: Analyte, ucum: str) -> float:
-    """The factor from ``ucum`` to the analyte's canonical unit, computed with pint."""
+    """The factor from ``ucum`` to the analyte's canonical unit, computed with pint (one thread at a
+    time: otherwise a conversion could use another thread's molar mass, or fail)."""
+    with _PINT:
+        return _pint_factor(analyte, ucum)
+
+
+def _pint_factor(analyte: Analyte, ucum: str) -> float:
     import pint  # loaded by _registry()
 
     registry = _registry()
