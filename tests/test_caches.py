@@ -128,6 +128,27 @@ def test_code_lists_pickle_without_their_memo_and_plain_mappings_still_work(rule
         assert plain.condition(codes, Timing.EVER, None) == facts.condition(codes, Timing.EVER, None)
 
 
+def test_code_lists_used_pickle_as_loaded(rules):
+    """Each list's own derived state (compiled patterns, the ICD-10 codes it has matched, one
+    entry per distinct code seen) stays behind too: Dask and worker processes receive the lists
+    as loaded, however many records this process has matched against them."""
+    import pickle
+
+    from screening.rules.loader import load_codelists
+
+    from .conftest import RULES_DIR
+
+    fresh = load_codelists(RULES_DIR)
+    as_loaded = len(pickle.dumps(fresh))
+    for i in range(500):
+        fresh.for_condition(f"K{i % 100:02d}.{i // 100}", None)
+        fresh.for_medication((f"drug {i}",), None, None)
+    copied = pickle.loads(pickle.dumps(fresh))
+    assert len(pickle.dumps(fresh)) == as_loaded
+    assert all(set(vars(codelist)) == set(type(codelist).model_fields) for codelist in copied.values())
+    assert copied == fresh and "hepatitis_b" in copied.for_condition("B18.1", None)
+
+
 def test_the_code_list_memo_is_bounded(rules, monkeypatch):
     from screening.rules import codelists as module
 

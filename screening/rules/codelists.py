@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from functools import cached_property
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -80,6 +81,12 @@ class CodeList(BaseModel):
     description: str = ""
     sources: tuple[str, ...] = ()
     codes: CodeSet
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without what the cached properties derived (patterns, the ICD-10 codes matched
+        so far): a process that unpickles the list derives its own."""
+        state = super().__getstate__()
+        return {**state, "__dict__": {name: value for name, value in state["__dict__"].items() if name in type(self).model_fields}}
 
     @cached_property
     def _icd10_prefixes(self) -> tuple[str, ...]:
