@@ -160,6 +160,19 @@ def test_the_code_list_memo_is_bounded(rules, monkeypatch):
     assert "hepatitis_b" in lists.for_condition("B18.1", None)
 
 
+def test_each_lists_icd10_memo_is_bounded_too(rules, monkeypatch):
+    """The reverse lookup's bound holds only if what it asks is bounded as well: each list
+    remembers the ICD-10 codes it has matched, one entry per distinct code as recorded."""
+    from screening.rules import codelists as module
+
+    monkeypatch.setattr(module, "_MATCH_MEMO_LIMIT", 3)
+    hepatitis_b = module.CodeList.model_validate(rules.codelists["hepatitis_b"].model_dump())
+    for i in range(10):
+        assert not hepatitis_b.matches_icd10(f"Z{i:02d}")
+        assert len(hepatitis_b._icd10_matched) <= 3
+    assert hepatitis_b.matches_icd10("B18.1") and hepatitis_b.matches_icd10("b181")
+
+
 def test_same_patient_same_result_at_other_dates_and_trial_selections(rules):
     patient = parse_patient(PROFILE)
     both = screen(patient, rules, as_of=AS_OF)

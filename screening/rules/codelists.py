@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 _ICD10_ENTRY = re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$")
 _ICD10_RANGE = re.compile(r"^([A-Z][0-9]{2})-([A-Z][0-9]{2})$")
 _ATC_ENTRY = re.compile(r"^[A-Z]([0-9]{2}([A-Z]([A-Z]([0-9]{2})?)?)?)?$")
+_MATCH_MEMO_LIMIT = 65_536  # distinct record codes remembered (by each list, and by CodeLists): a memo is cleared when full
 
 
 def normalize_icd10(code: str) -> str:
@@ -109,7 +110,7 @@ class CodeList(BaseModel):
 
     @cached_property
     def _icd10_matched(self) -> dict[str, bool]:
-        return {}  # code as recorded -> matches; bounded by the ICD-10 vocabulary
+        return {}  # code as recorded -> matches; cleared at _MATCH_MEMO_LIMIT entries
 
     def matches_icd10(self, code: str | None) -> bool:
         if not code:
@@ -117,6 +118,8 @@ class CodeList(BaseModel):
         try:
             return self._icd10_matched[code]
         except KeyError:
+            if len(self._icd10_matched) >= _MATCH_MEMO_LIMIT:
+                self._icd10_matched.clear()
             matched = self._icd10_matched[code] = self._match_icd10(normalize_icd10(code))
             return matched
 
@@ -159,9 +162,6 @@ class CodeList(BaseModel):
 
     def matches_kind(self, kind: str | None) -> bool:
         return kind in self._kinds
-
-
-_MATCH_MEMO_LIMIT = 65_536  # distinct record codes remembered; bounded by the vocabularies in practice
 
 
 class CodeLists(dict[str, CodeList]):
