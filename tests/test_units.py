@@ -114,3 +114,26 @@ def test_pint_conversions_from_several_threads_each_use_their_own_analyte():
     finally:
         sys.setswitchinterval(interval)
     assert wrong == []
+
+
+def test_the_documented_command_rewrites_the_reported_unit_table(tmp_path):
+    """The command in screening/clinical/unit_factors.py's docstring, run on a copy of the package,
+    leaves the table as it is (it must not empty the file before reading it: units.py imports it)."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from screening.clinical import unit_factors
+
+    source = Path(unit_factors.__file__)
+    shutil.copytree(source.parents[1], tmp_path / "screening", ignore=shutil.ignore_patterns("__pycache__"))
+    block = unit_factors.__doc__.split("::\n", 1)[1].split("\n\n", 1)[0]
+    command = re.sub(r"^python\b", lambda _: sys.executable, " ".join(block.replace("\\\n", " ").split()))
+    done = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True)
+    copy = tmp_path / "screening" / "clinical" / "unit_factors.py"
+    assert (done.returncode, copy.read_text(encoding="utf-8")) == (0, source.read_text(encoding="utf-8")), done.stderr[-500:]
+    where = subprocess.run([sys.executable, "-c", "import screening.clinical.units as u; print(u.__file__)"], cwd=tmp_path,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(where).is_relative_to(tmp_path)  # the copy was the one run

@@ -2,10 +2,9 @@
 computes them: a run whose results are all in these units (or canonical ones) never imports pint,
 whose import and registry take about a second.
 
-Written by :func:`screening.clinical.units.reported_unit_table`::
+Written by :func:`screening.clinical.units.reported_unit_table`, from the repository root::
 
-    python -c 'from screening.clinical.units import reported_unit_table as t; print(t(), end="")' \
-        > screening/clinical/unit_factors.py
+    python -c 'from screening.clinical.units import write_reported_unit_table as w; w()'
 
 and checked against it by the tests, so the table cannot drift from what pint computes.
 """

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+from pathlib import Path
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
@@ -122,14 +123,21 @@ def reported_unit_table() -> str:
     return f"{_TABLE_HEADER}\nREPORTED_UNIT_FACTORS: dict[tuple[str, str], float] = {{\n{rows}}}\n"
 
 
+def write_reported_unit_table() -> None:
+    """Rewrite :mod:`screening.clinical.unit_factors` from :func:`reported_unit_table`. The text is
+    made before the file is opened: this module imports the table, so a shell redirect into it
+    (which empties it first) would break the import that writes it."""
+    text = reported_unit_table()
+    Path(__file__).with_name("unit_factors.py").write_text(text, encoding="utf-8")
+
+
 _TABLE_HEADER = '''"""Conversion factors of the units lab results commonly come in (``Analyte.reported_in``), as pint
 computes them: a run whose results are all in these units (or canonical ones) never imports pint,
 whose import and registry take about a second.
 
-Written by :func:`screening.clinical.units.reported_unit_table`::
+Written by :func:`screening.clinical.units.reported_unit_table`, from the repository root::
 
-    python -c 'from screening.clinical.units import reported_unit_table as t; print(t(), end="")' \\
-        > screening/clinical/unit_factors.py
+    python -c 'from screening.clinical.units import write_reported_unit_table as w; w()'
 
 and checked against it by the tests, so the table cannot drift from what pint computes.
 """
