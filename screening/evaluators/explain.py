@@ -383,7 +383,7 @@ def trial_result(loaded: LoadedTrial, criteria: Sequence[CriterionResult]) -> Tr
         rules_version=trial.version,
         rules_hash=loaded.rules_hash,
         verdict=verdict,
-        deciding=tuple(c.id for c in criteria if c.outcome is logic.FAILING_OUTCOME[c.kind]),
+        deciding=tuple(c.id for c in criteria if logic.fails(c.kind, c.outcome)),
         missing=tuple(sorted({m for c in unknown for m in c.missing})) if verdict is logic.Verdict.UNDETERMINED else (),
         caveats=caveats,
         criteria=tuple(criteria),
