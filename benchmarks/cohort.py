@@ -576,7 +576,7 @@ def worker(engine: str, cohort: str, folder: str, chunk_size: int, sample: int) 
         frames = [_trial_frame(compiled, batch) for batch in batches]
         result.update(seconds=time.perf_counter() - start, peak=_peak_mib())
         matrix = np.concatenate([_codes(frame["criteria"]) for frame in frames])
-        verdict = np.concatenate([frame["verdict"].map({v: i for i, v in enumerate(VERDICTS)}).to_numpy(np.uint8) for frame in frames])
+        verdict = np.concatenate([frame["verdict"].map({v: i for i, v in enumerate(VERDICTS)}).fillna(255).to_numpy(np.uint8) for frame in frames])
         result["rows"] = len(matrix)
     elif engine in SAMPLED:
         from screening import durable_engine, load_rules, screen

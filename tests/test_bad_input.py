@@ -217,3 +217,25 @@ def test_zero_lab_values_give_a_meld_score_not_a_crash(rules, score):
     patient = parse_patient({**GOOD, "procedures": [], "observations": zeros})
     facts = PatientFacts(patient, AS_OF, rules.trials["NCT04357600"].trial.defaults, rules.codelists)
     assert facts.number(score).interval.is_point
+
+
+@pytest.mark.parametrize(("ask", "name", "problem"), [
+    ("number", "sex", "fact 'sex' is a category, not a number"),
+    ("number", "lab.bilirubn", "unknown fact 'lab.bilirubn'"),
+    ("category", "age", "fact 'age' is a number, not a category"),
+    ("category", "consnt", "unknown fact 'consnt'"),
+])
+def test_a_fact_asked_as_the_wrong_kind_is_named_by_both_resolvers(rules, ask, name, problem):
+    """Rules are checked at load time; a direct caller of a resolver gets the fact's name, not a KeyError."""
+    import pandas as pd
+
+    from screening.cohort.cells import read_chunk
+    from screening.cohort.columnar import ChunkFacts
+    from screening.facts.resolve import PatientFacts
+
+    defaults = rules.trials["NCT04357600"].trial.defaults
+    patient = PatientFacts(parse_patient(GOOD), AS_OF, defaults, rules.codelists)
+    chunk = ChunkFacts(read_chunk(pd.DataFrame({"id": ["P1"], "sex": ["female"]}), AS_OF), defaults, rules.codelists)
+    for facts in (patient, chunk):
+        with pytest.raises(ValueError, match=problem):
+            facts.number(name, None) if ask == "number" else facts.category(name)

@@ -1,6 +1,6 @@
 """Conversion factors of the units lab results commonly come in (``Analyte.reported_in``), as pint
 computes them: a run whose results are all in these units (or canonical ones) never imports pint,
-whose import and registry take about a second.
+whose import and registry take about half a second.
 
 Written by :func:`screening.clinical.units.reported_unit_table`, from the repository root::
 

@@ -24,7 +24,7 @@ from ..clinical import child_pugh
 from ..clinical.analytes import ANALYTES
 from ..evaluators.flat import leaf_keys
 from ..evaluators.vectorized import FactColumns, VectorTrial, group_rows
-from ..facts.catalog import CHILD_PUGH_COMPONENTS, FACTS, SCORES
+from ..facts.catalog import CHILD_PUGH_COMPONENTS, FACTS, SCORES, fact_spec
 from ..facts.intervals import Interval
 from ..facts.resolve import MELD_INPUTS, CategoryFact, Finding, PatientFacts, meld_corners, meld_input, points_range
 from ..patient.model import (
@@ -156,6 +156,7 @@ class ChunkFacts:
 
     def category(self, name: str) -> tuple[np.ndarray, list[CategoryFact]]:
         """(codes, category facts) of a category fact."""
+        fact_spec(name, "category")
         if name == "child_pugh.class":
             return self._cached(("category", name), self._child_pugh_class)
         if name == "dialysis":
@@ -171,7 +172,7 @@ class ChunkFacts:
         return self._cached(("number", name, within), lambda: self._number(name, within))
 
     def _number(self, name: str, within: Window | None) -> _Number:
-        spec = FACTS[name]
+        spec = fact_spec(name, "number")
         return _NUMBER_QUESTIONS[spec.question](self, spec.part, within)  # type: ignore[index]
 
     def _age(self) -> _Number:

@@ -27,7 +27,6 @@ class FactSpec:
     part: str = ""  # the analyte, assessment, Child-Pugh item or score the question is about
 
 
-
 CHILD_PUGH_COMPONENTS = ("bilirubin", "albumin", "inr", "ascites", "encephalopathy")
 SCORES = {"meld": "MELD", "meld_na": "MELD-Na", "meld_3": "MELD 3.0"}
 
@@ -57,4 +56,16 @@ _specs: list[FactSpec] = [
 ]
 
 FACTS: dict[str, FactSpec] = {spec.name: spec for spec in _specs}
+
+
+def fact_spec(name: str, kind: Literal["number", "category"]) -> FactSpec:
+    """The catalog entry of a fact asked as ``kind``; a name the catalog lacks, or a fact of the
+    other kind, is a ``ValueError`` naming it (rules are checked at load time, so only a direct
+    caller of a fact resolver meets this)."""
+    spec = FACTS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown fact {name!r}")
+    if spec.kind != kind:
+        raise ValueError(f"fact {name!r} is a {spec.kind}, not a {kind}")
+    return spec
 QUALITATIVE_ANALYTES = tuple(a.name for a in ANALYTES.values() if a.unit is None)

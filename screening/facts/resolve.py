@@ -38,7 +38,7 @@ from ..patient.model import (
 from ..results import Evidence
 from ..rules.codelists import CodeList, CodeLists
 from ..rules.model import Defaults, Timing, Window
-from .catalog import FACTS, SCORES
+from .catalog import FACTS, SCORES, fact_spec
 from .intervals import Interval
 
 DIALYSIS_CODELIST = "dialysis"
@@ -268,7 +268,9 @@ class PatientFacts:
     # -- numbers -------------------------------------------------------------------------------
 
     def number(self, name: str, within: Window | None = None) -> NumberFact:
-        spec = FACTS[name]
+        spec = FACTS.get(name)
+        if spec is None or spec.question is None:
+            fact_spec(name, "number")  # raises, naming the fact
         return _NUMBER_QUESTIONS[spec.question](self, spec.part, within)  # type: ignore[index]
 
     def _age(self) -> NumberFact:
@@ -405,7 +407,7 @@ class PatientFacts:
         return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing)
 
     def _category(self, name: str) -> CategoryFact:
-        spec = FACTS[name]
+        spec = fact_spec(name, "category")
         if name == "dialysis":
             found = self.procedure(DIALYSIS_CODELIST, DIALYSIS_WINDOW, at_least=2)
             possible = frozenset({True, False}) if found.value is None else frozenset({found.value})
