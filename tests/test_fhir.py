@@ -432,6 +432,21 @@ def test_entry_without_resource_and_duplicate_patient_are_reported():
     assert mapped.warnings[1].where == "entry[2]"
 
 
+MALFORMED_ENTRY_CASES = [
+    ("no-resource-type", {"id": "a"}, [("not_fhir", None, True)]),
+    ("resource-type-a-list", {"resourceType": ["Observation"], "id": "a"}, [("not_fhir", None, True)]),
+    ("resource-type-an-object", {"resourceType": {"name": "Observation"}}, [("not_fhir", None, True)]),
+    ("unread-type-with-number-id", {"resourceType": "Encounter", "id": 5}, [("unsupported_resource", "Encounter", True)]),
+]
+
+
+@pytest.mark.parametrize(("resource", "warnings"), [c[1:] for c in MALFORMED_ENTRY_CASES], ids=[c[0] for c in MALFORMED_ENTRY_CASES])
+def test_entry_with_malformed_type_or_id_is_a_warning(resource, warnings):
+    mapped = bundle_to_profile(bundle(resource))
+    assert warned(mapped) == warnings
+    assert mapped.warnings[0].where == "entry[1]" and mapped.warnings[0].resource_id is None
+
+
 def test_warning_names_resource_place_and_field():
     mapped = bundle_to_profile(bundle(obs("14631-6", rid="bili-1", valueQuantity={"value": 40, "unit": "umol/L"})))
     (w,) = mapped.warnings
@@ -457,6 +472,7 @@ ERROR_CASES = [
     ("bad-patient", bundle(patient={**PATIENT, "birthDate": "03/02/1980"}), "entry[0].resource.birthDate",
      "Patient/T1 (entry[0]) is not valid FHIR R4"),
     ("bad-bundle-type", {**bundle(), "type": 7}, "type", "Bundle (Bundle) is not valid FHIR R4"),
+    ("patient-id-a-list", bundle(patient={**PATIENT, "id": ["T1"]}), "entry[0].resource.id", "Patient (entry[0]) is not valid FHIR R4"),
     ("entries-not-a-list", {"resourceType": "Bundle", "type": "collection", "entry": {"resource": PATIENT}}, "entry",
      "Bundle.entry must be a list"),
 ]
@@ -673,6 +689,17 @@ def test_bulk_invalid_resource_names_file_line_and_field(tmp_path):
     assert info.value.field == "valueQuantity.value"
     assert info.value.patient_id == "T1"
     assert "Observation/bad (Observation.000.ndjson line 2) is not valid FHIR R4" in info.value.problem
+
+
+def test_bulk_malformed_ids_are_warnings(tmp_path):
+    _ndjson(tmp_path, "Patient.000.ndjson", PATIENT, {**PATIENT, "id": ["T2"]})
+    _ndjson(tmp_path, "Organization.000.ndjson", {"resourceType": "Organization", "id": 5})
+    export = read_bulk_export(tmp_path)
+    assert export.patient_ids == ("T1",)
+    assert [(w.code.value, w.resource_type, w.resource_id, w.where) for w in export.warnings] == [
+        ("no_patient", "Organization", None, "Organization.000.ndjson line 1"),
+        ("no_patient", "Patient", None, "Patient.000.ndjson line 2"),
+    ]
 
 
 def test_bulk_needs_a_folder_of_ndjson(tmp_path):

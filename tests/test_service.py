@@ -151,6 +151,16 @@ def test_bad_request_is_422(client, params, content, field):
     assert response.json().get("field") == field
 
 
+@pytest.mark.parametrize("resource", [{"resourceType": ["Observation"]}, {"resourceType": "Encounter", "id": 5}],
+                         ids=["resource-type-a-list", "number-id"])
+def test_bundle_entry_with_malformed_type_or_id_is_a_warning(client, resource):
+    patient = {"resourceType": "Patient", "id": "T1"}
+    body = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient}, {"resource": resource}]}
+    response = client.post("/screen", params=QUERY, json=body)
+    assert response.status_code == 200, response.text
+    assert [w["where"] for w in response.json()["warnings"]] == ["entry[1]"]
+
+
 def test_body_too_large_is_413(client):
     big = json.dumps(_p01(padding="x" * 1_000_001))
     assert client.post("/screen", content=big, headers={"content-type": "application/json"}).status_code == 413

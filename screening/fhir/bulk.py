@@ -100,7 +100,8 @@ class BulkExport:
                     if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
                         not_fhir += 1
                         continue
-                    line = _Line(index, offset, number, data["resourceType"], data.get("id"))
+                    resource_id = data.get("id") if isinstance(data.get("id"), str) else None
+                    line = _Line(index, offset, number, data["resourceType"], resource_id)
                     if line.resource_type == "Patient":
                         self._add_patient(line, data, identifiers)
                         continue
@@ -131,7 +132,7 @@ class BulkExport:
 
     def _add_patient(self, line: _Line, data: dict[str, Any], identifiers: dict[str, str]) -> None:
         if not line.resource_id:
-            self._warn(line, WarningCode.NO_PATIENT, "a Patient without an id: not used")
+            self._warn(line, WarningCode.NO_PATIENT, f"a Patient without {'a string' if 'id' in data else 'an'} id: not used")
             return
         if line.resource_id in self._patients:
             self._warn(line, WarningCode.ASSUMPTION, f"a second Patient/{line.resource_id}: the first one is used")

@@ -34,7 +34,8 @@ def validate_resource(data: dict[str, Any], *, where: str, field_prefix: str = "
                       patient_id: str | None = None) -> Any:
     """The R4B model of ``data``; a :class:`PatientDataError` naming the resource and field if invalid."""
     resource_type = data.get("resourceType")
-    label = f"{resource_type}/{data.get('id')}" if data.get("id") else str(resource_type)
+    rid = data.get("id")
+    label = f"{resource_type}/{rid}" if rid and isinstance(rid, str) else str(resource_type)
     try:
         model = get_fhir_model_class(resource_type)
     except (KeyError, ValueError, TypeError):

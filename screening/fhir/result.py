@@ -13,7 +13,7 @@ class WarningCode(StrEnum):
     """Why a resource, or part of one, was not used as given."""
 
     UNSUPPORTED_RESOURCE = "unsupported_resource"  # a resource type the mapping does not read
-    NOT_FHIR = "not_fhir"  # a bulk-export line that is not a FHIR resource (e.g. the export log)
+    NOT_FHIR = "not_fhir"  # a bulk-export line or Bundle entry that is not a FHIR resource (e.g. the export log)
     NO_PATIENT = "no_patient"  # a bulk-export resource about no patient, or one not in the export
     OTHER_PATIENT = "other_patient"  # subject/patient refers to someone else
     STATUS_EXCLUDED = "status_excluded"  # entered-in-error, cancelled, refuted, not-done, not-taken...
