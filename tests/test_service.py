@@ -198,6 +198,18 @@ def test_batch_ndjson(client, rules):
     assert out[3] == screen(load_patient(EXAMPLES[3]), rules, as_of=AS_OF).model_dump(mode="json")
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"], ids=["line-separator", "paragraph-separator", "next-line"])
+def test_batch_ndjson_splits_only_at_newlines(client, rules, separator):
+    patient = _p01(conditions=[{**_json(P01)["conditions"][0], "display": f"hepatitis B{separator}chronic"}])
+    lines = [json.dumps(patient, ensure_ascii=False), json.dumps(_json(EXAMPLES[1]))]
+    response = client.post("/screen/batch", params=QUERY, content=("\n".join(lines) + "\n").encode(),
+                           headers={"content-type": "application/x-ndjson"})
+    assert response.status_code == 200
+    out = [json.loads(line) for line in response.text.split("\n") if line]
+    assert out == [client.post("/screen", params=QUERY, json=patient).json(),
+                   screen(load_patient(EXAMPLES[1]), rules, as_of=AS_OF).model_dump(mode="json")]
+
+
 def test_batch_limits(client):
     assert client.post("/screen/batch", json=[_p01()] * 6).status_code == 413  # max_batch_items=5 here
     ndjson = "\n".join([json.dumps(_p01())] * 6)
