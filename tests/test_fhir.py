@@ -376,6 +376,14 @@ CASES = [
     Case("consent-treatment-scope", [consent(scope="treatment")], {"consent": None}, [W("unknown_code", "Consent")]),
     Case("consent-latest-wins", [consent(rid="k1", when="2026-10-01"), consent("rejected", rid="k2", when="2026-11-01")],
          {"consent": "refused"}, [W("superseded", "Consent")]),
+    # -- duplicates: the first copy of a resource is used -----------------------------------------
+    Case("duplicate-condition", [condition((ICD10, "B18.1")), condition((ICD10, "B18.1"), verification="entered-in-error")],
+         {"conditions": [{"icd10": "B18.1"}]}, [W("assumption", "Condition")]),
+    Case("duplicate-lab", [obs("1975-2", valueQuantity=qty(2, "mg/dL")), obs("1975-2", valueQuantity=qty(4, "mg/dL"))],
+         {"observations": [{"loinc": "1975-2", "value": 2.0, "unit": "mg/dL", "date": LAB}]}, [W("assumption", "Observation")]),
+    Case("same-id-other-type", [condition((ICD10, "B18.1"), rid="x1"), procedure((SNOMED, "18027006"), rid="x1", performedDateTime="2021-03-15")],
+         {"conditions": [{"icd10": "B18.1"}], "procedures": [{"kind": "liver_transplant", "code": "18027006", "system": "snomed",
+                                                               "date": "2021-03-15"}]}),
     # -- other resources -------------------------------------------------------------------------
     Case("encounter-and-claim", [{"resourceType": "Encounter", "id": "e1", "status": "finished"},
                                  {"resourceType": "Claim", "id": "cl1"}], {},

@@ -85,6 +85,8 @@ Mapping (R4)
   rejected -> refused, proposed/draft -> not_asked, inactive -> skipped; the latest wins.
 - Every other resource type (Encounter, Claim, Immunization, Organization...) is a warning, not
   parsed. A resource whose subject is another patient is skipped with a warning.
+- A second copy of a resource (same type and id, in a Bundle or a bulk export) is skipped with a
+  warning naming where the copy that is used stands (the first).
 
 Bulk Data export: :func:`read_bulk_export` scans a folder of NDJSON files once (type, id, patient
 reference and byte offset per line) and yields one :class:`MappedProfile` per Patient, re-reading

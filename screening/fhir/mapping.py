@@ -129,11 +129,16 @@ class ProfileBuilder:
     # -- input -----------------------------------------------------------------------------------
 
     def add(self, resource: Any, where: str, keys: Iterable[str] = ()) -> None:
-        """Add a validated resource; ``keys`` are the references that name it (e.g. its fullUrl)."""
+        """Add a validated resource; ``keys`` are the references that name it (e.g. its fullUrl).
+        A second copy of a resource (same type and id) is warned about and not used."""
         item = _Item(resource, where)
+        own_key = f"{item.type}/{resource.id}" if resource.id else None
+        first = self._by_key.get(own_key) if own_key else None
+        if first is not None and first.type == item.type:
+            self.warn(item, WarningCode.ASSUMPTION, f"another copy of {own_key}: the one at {first.where} is used")
+            return
         self._items.append(item)
-        rid = resource.id
-        for key in (*keys, f"{item.type}/{rid}" if rid else None):
+        for key in (*keys, own_key):
             if key:
                 self._by_key.setdefault(key, item)
 
