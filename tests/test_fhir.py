@@ -688,6 +688,19 @@ def test_bulk_groups_by_reference_and_reports_strays(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("reference", ["Patient?identifier=urn:example:mrn|M-1", "Patient?identifier=urn%3Aexample%3Amrn%7CM-1",
+                                       "Patient?identifier=M-1", "Patient?_tag=x&identifier=urn:example:mrn%7CM-1"],
+                         ids=["plain", "percent-encoded", "value-only", "second-parameter"])
+def test_bulk_conditional_reference_reads_like_in_a_bundle(tmp_path, reference):
+    resource = {**condition((ICD10, "B18.1")), "subject": {"reference": reference}}
+    _ndjson(tmp_path, "Patient.000.ndjson", PATIENT)
+    _ndjson(tmp_path, "Condition.000.ndjson", resource)
+    export = read_bulk_export(tmp_path)
+    (mapped,) = list(export)
+    assert (export.warnings, mapped.warnings) == ((), ())
+    assert mapped.profile == bundle_to_profile(bundle(resource)).profile
+
+
 def test_bulk_invalid_resource_names_file_line_and_field(tmp_path):
     _ndjson(tmp_path, "Patient.000.ndjson", PATIENT)
     _ndjson(tmp_path, "Observation.000.ndjson", obs("1975-2", rid="ok", valueQuantity=qty(2, "mg/dL")),

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import parse_qsl
 
 from ..errors import PatientDataError
 from .mapping import ProfileBuilder, reference_type_id
@@ -119,8 +120,7 @@ class BulkExport:
                 self._warnings.append(FhirWarning(code=WarningCode.NOT_FHIR, where=path.name,
                                                   message=f"{not_fhir} lines of {path.name} are not FHIR resources: not read"))
         for reference, line in conditional:
-            query = reference.split("?", 1)[1]
-            tokens = [part.split("=", 1)[1] for part in query.split("&") if part.startswith("identifier=")]
+            tokens = [value for key, value in parse_qsl(reference.split("?", 1)[1]) if key == "identifier"]
             target_id = next((identifiers[t] for t in tokens if t in identifiers), None)
             if target_id is None:
                 self._warn(line, WarningCode.NO_PATIENT, f"{reference!r} matches no Patient in the export: not used")
