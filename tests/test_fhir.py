@@ -701,6 +701,23 @@ def test_bulk_conditional_reference_reads_like_in_a_bundle(tmp_path, reference):
     assert mapped.profile == bundle_to_profile(bundle(resource)).profile
 
 
+def test_bulk_line_that_is_not_json_is_named(tmp_path):
+    good = json.dumps(condition((ICD10, "B18.1")))
+    _ndjson(tmp_path, "Patient.000.ndjson", PATIENT)
+    _ndjson(tmp_path, "Condition.000.ndjson", good, good[:40], "", '{"exportId": "x"}', "[" * 100_000, '{"id": ' + "1" * 5000 + "}")
+    (tmp_path / "Condition.001.ndjson").write_bytes(b'{"resourceType": "Condition", "id": "\xff"}\n')
+    export = read_bulk_export(tmp_path)
+    assert [(w.code.value, w.where) for w in export.warnings] == [
+        ("not_fhir", "Condition.000.ndjson line 2"), ("not_fhir", "Condition.000.ndjson line 5"),
+        ("not_fhir", "Condition.000.ndjson line 6"), ("not_fhir", "Condition.000.ndjson"), ("not_fhir", "Condition.001.ndjson line 1")]
+    assert [w.message for w in export.warnings][:2] == ["not valid JSON (Expecting ',' delimiter at column 41): not read",
+                                                        "not valid JSON (nested too deeply): not read"]
+    assert "4300 digits" in export.warnings[2].message
+    assert [w.message for w in export.warnings][3:] == ["1 lines of Condition.000.ndjson are not FHIR resources: not read",
+                                                        "not valid JSON (not UTF-8 text): not read"]
+    assert [c.icd10 for m in export for c in m.profile.conditions] == ["B18.1"]
+
+
 def test_bulk_invalid_resource_names_file_line_and_field(tmp_path):
     _ndjson(tmp_path, "Patient.000.ndjson", PATIENT)
     _ndjson(tmp_path, "Observation.000.ndjson", obs("1975-2", rid="ok", valueQuantity=qty(2, "mg/dL")),

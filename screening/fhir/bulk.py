@@ -23,6 +23,14 @@ from .result import FhirWarning, MappedProfile, WarningCode
 _PATIENT_FIELDS = ("subject", "patient")  # where a resource names its patient (Condition.subject, Consent.patient...)
 
 
+def _json_problem(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.pos + 1}"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+
+
 @dataclass(frozen=True)
 class _Line:
     file: int
@@ -35,8 +43,8 @@ class _Line:
 class BulkExport:
     """A scanned bulk export. Iterate it for one :class:`MappedProfile` per Patient, in file order.
 
-    ``warnings`` holds what belongs to no patient: lines that are not FHIR resources (the export
-    log), resources that name no patient (Organization, Practitioner, Location...), and resources
+    ``warnings`` holds what belongs to no patient: lines that are not JSON (one warning each, naming
+    the line), lines that are not FHIR resources (the export log), resources that name no patient (Organization, Practitioner, Location...), and resources
     that name a patient the export does not hold. A resource that is not valid FHIR R4 raises
     :class:`PatientDataError` when its patient is built.
     """
@@ -95,9 +103,11 @@ class BulkExport:
                     if not raw.strip():
                         continue
                     try:
-                        data = json.loads(raw)
-                    except (json.JSONDecodeError, UnicodeDecodeError):
-                        data = None
+                        data = json.loads(raw.rstrip(b"\r\n"))
+                    except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, UnicodeDecodeError...
+                        self._warnings.append(FhirWarning(code=WarningCode.NOT_FHIR, where=f"{path.name} line {number}",
+                                                          message=f"not valid JSON ({_json_problem(exc)}): not read"))
+                        continue
                     if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
                         not_fhir += 1
                         continue
