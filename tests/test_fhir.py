@@ -465,6 +465,13 @@ def test_warning_names_resource_place_and_field():
 
 # -- errors ------------------------------------------------------------------------------------------
 
+def _nested_extension(depth: int) -> dict:
+    extension = {"url": "urn:example:x", "valueString": "x"}
+    for _ in range(depth):
+        extension = {"url": "urn:example:x", "extension": [extension]}
+    return extension
+
+
 ERROR_CASES = [
     ("not-a-bundle", {"resourceType": "Patient", "id": "x"}, "resourceType", "expected a FHIR Bundle, got 'Patient'"),
     ("no-patient", bundle(condition((ICD10, "B18.1")), patient=None), "entry", "holds no Patient resource"),
@@ -481,6 +488,8 @@ ERROR_CASES = [
      "Patient/T1 (entry[0]) is not valid FHIR R4"),
     ("bad-bundle-type", {**bundle(), "type": 7}, "type", "Bundle (Bundle) is not valid FHIR R4"),
     ("patient-id-a-list", bundle(patient={**PATIENT, "id": ["T1"]}), "entry[0].resource.id", "Patient (entry[0]) is not valid FHIR R4"),
+    ("nested-too-deeply", bundle(obs("1975-2", rid="o9", extension=[_nested_extension(400)])), "entry[1].resource",
+     "Observation/o9 (entry[1]) is nested too deeply to be read"),
     ("entries-not-a-list", {"resourceType": "Bundle", "type": "collection", "entry": {"resource": PATIENT}}, "entry",
      "Bundle.entry must be a list"),
 ]

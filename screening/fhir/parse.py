@@ -50,6 +50,9 @@ def validate_resource(data: dict[str, Any], *, where: str, field_prefix: str = "
         raise PatientDataError(f"{label} ({where}) is not valid FHIR R4: {error['msg']}{more}",
                                field=(field_prefix + loc) if loc else (field_prefix.rstrip(".") or None),
                                patient_id=patient_id, source=source) from None
+    except RecursionError:
+        raise PatientDataError(f"{label} ({where}) is nested too deeply to be read", field=field_prefix.rstrip(".") or None,
+                               patient_id=patient_id, source=source) from None
 
 
 def as_date(value: Any) -> tuple[dt.date | None, str | None]:
