@@ -161,6 +161,16 @@ def test_bundle_entry_with_malformed_type_or_id_is_a_warning(client, resource):
     assert [w["where"] for w in response.json()["warnings"]] == ["entry[1]"]
 
 
+@pytest.mark.parametrize(("content", "error"), [
+    (b"\xff\xfe\x00", "not UTF-8 JSON text"),
+    (b'{"id": ' + b"1" * 5000 + b"}", "not valid JSON: Exceeds the limit (4300 digits)"),
+], ids=["not-utf8", "number-too-long"])
+def test_undecodable_body_is_422_saying_why(client, content, error):
+    response = client.post("/screen", params=QUERY, content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"].startswith(error)
+
+
 def test_body_too_large_is_413(client):
     big = json.dumps(_p01(padding="x" * 1_000_001))
     assert client.post("/screen", content=big, headers={"content-type": "application/json"}).status_code == 413

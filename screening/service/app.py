@@ -91,8 +91,10 @@ def _decode_json(raw: bytes | str) -> Any:
         raise ServiceError(422, "JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise ServiceError(422, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError:  # UnicodeDecodeError included
+    except UnicodeDecodeError:
         raise ServiceError(422, "not UTF-8 JSON text") from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise ServiceError(422, f"not valid JSON: {exc}") from None
 
 
 def _date(value: str | None, field: str) -> dt.date | None:
