@@ -175,6 +175,11 @@ CASES = [
          {"observations": [{"loinc": "5902-2", "value": 16.0, "unit": "s", "control": 11.5, "date": LAB}]}),
     Case("lab-data-absent", [obs("1975-2", dataAbsentReason=concept("http://terminology.hl7.org/CodeSystem/data-absent-reason", "error"))],
          {"observations": []}, [W("no_value", "Observation")]),
+    *[Case(f"{name}-without-value{'-with-reason' if reason else ''}", [obs(code, system, **({"dataAbsentReason": reason} if reason else {}))],
+           {}, [W("no_value", "Observation")])
+      for name, code, system in [("qualitative", "5196-1", LOINC), ("assessment", "ascites_grade", PROJECT),
+                                 ("pregnancy-status", "82810-3", LOINC), ("childbearing-potential", "childbearing_potential", PROJECT)]
+      for reason in [None, concept("http://terminology.hl7.org/CodeSystem/data-absent-reason", "asked-unknown")]],
     Case("lab-text-for-numeric-analyte", [obs("1975-2", valueString="high")], {"observations": []}, [W("unmappable_value", "Observation")]),
     Case("unknown-loinc", [obs("29463-7", valueQuantity=qty(70, "kg"))], {"observations": []}, [W("unknown_code", "Observation")]),
     Case("no-loinc-coding", [obs("BILI", system="urn:lab:local", valueQuantity=qty(2, "mg/dL"))],

@@ -393,9 +393,10 @@ class ProfileBuilder:
         if analyte.unit is None:
             result = self._qualitative(obs)
             if result is None:
-                self.warn(item, WarningCode.UNMAPPABLE_VALUE,
-                          f"{self._value_kind(obs)} is not a result this engine reads for {analyte.display} "
-                          f"(positive/negative, detected/not detected, reactive/nonreactive, indeterminate)", field="value[x]")
+                if not self._no_value(item):
+                    self.warn(item, WarningCode.UNMAPPABLE_VALUE,
+                              f"{self._value_kind(obs)} is not a result this engine reads for {analyte.display} "
+                              f"(positive/negative, detected/not detected, reactive/nonreactive, indeterminate)", field="value[x]")
                 return
             self._append(item, self._observations, Observation, loinc=loinc, display=display, result=result, date=date)
             return
@@ -459,6 +460,18 @@ class ProfileBuilder:
             return float(q.value)
         return None
 
+    def _no_value(self, item: _Item) -> bool:
+        """True, with a no_value warning, when the Observation holds no value[x] (none, or a dataAbsentReason)."""
+        obs = item.resource
+        if self._value_kind(obs) != "no value":
+            return False
+        reason = obs.dataAbsentReason
+        if reason is not None:
+            self.warn(item, WarningCode.NO_VALUE, f"no value: {_text(reason) or _code(reason)}", field="dataAbsentReason")
+        else:
+            self.warn(item, WarningCode.NO_VALUE, "no value", field="value[x]")
+        return True
+
     @staticmethod
     def _value_kind(obs: Any) -> str:
         for name in ("valueQuantity", "valueCodeableConcept", "valueString", "valueBoolean", "valueInteger", "valueRange",
@@ -496,8 +509,9 @@ class ProfileBuilder:
             value = obs.valueQuantity.value
             grade = int(value) if value == int(value) else None
         if grade is None:
-            self.warn(item, WarningCode.UNMAPPABLE_VALUE, f"{self._value_kind(obs)}: a {name.value} needs a whole-number grade",
-                      field="value[x]")
+            if not self._no_value(item):
+                self.warn(item, WarningCode.UNMAPPABLE_VALUE, f"{self._value_kind(obs)}: a {name.value} needs a whole-number grade",
+                          field="value[x]")
             return
         self._append(item, self._assessments, Assessment, name=name, grade=grade, date=date)
 
@@ -510,7 +524,9 @@ class ProfileBuilder:
             table = {**answers, **C.YES_NO}
             matches = [table[(cd.system, cd.code)] for cd in _codings(obs.valueCodeableConcept) if (cd.system, cd.code) in table]
             if not matches:
-                self.warn(item, WarningCode.UNMAPPABLE_VALUE, f"{self._value_kind(obs)} is not a {label} this engine reads", field="value[x]")
+                if not self._no_value(item):
+                    self.warn(item, WarningCode.UNMAPPABLE_VALUE, f"{self._value_kind(obs)} is not a {label} this engine reads",
+                              field="value[x]")
                 return
             value = matches[0]
             if value is None:
