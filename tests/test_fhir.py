@@ -92,6 +92,10 @@ def request(name: str, *codings: tuple[str, str], rid: str = "r1", status: str =
             "subject": SUBJECT, **fields}
 
 
+def by_reference(medication: dict) -> dict:
+    return {**{k: v for k, v in request("").items() if k != "medicationCodeableConcept"}, "medicationReference": medication}
+
+
 def procedure(*codings: tuple[str, str], rid: str = "p1", status: str = "completed", **fields: Any) -> dict:
     return {"resourceType": "Procedure", "id": rid, "status": status, "code": {"coding": [{"system": s, "code": c} for s, c in codings]},
             "subject": SUBJECT, **fields}
@@ -324,6 +328,10 @@ CASES = [
                                    "contained": [{"resourceType": "Medication", "id": "x", "code": concept(ATC, "J05AF13", "Vemlidy 25 mg")}],
                                    "medicationReference": {"reference": "#x"}, "subject": SUBJECT}],
          {"medications": [{"name": "Vemlidy 25 mg", "atc": "J05AF13"}]}),
+    Case("medication-reference-not-in-data", [by_reference({"reference": "Medication/zz"})],
+         {"medications": []}, [W("no_value", "MedicationRequest")]),
+    Case("medication-reference-not-in-data-with-display", [by_reference({"reference": "#zz", "display": "Entecavir"})],
+         {"medications": [{"name": "Entecavir"}]}, [W("no_value", "MedicationRequest", False)]),
     Case("medication-unreferenced", [{"resourceType": "Medication", "id": "med1", "code": {"text": "Truvada"}}],
          {"medications": None}, [W("unsupported_resource", "Medication")]),
     # -- procedures ------------------------------------------------------------------------------

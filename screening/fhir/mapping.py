@@ -542,7 +542,7 @@ class ProfileBuilder:
         if m.status == "entered-in-error":
             self.warn(item, WarningCode.STATUS_EXCLUDED, "status is entered-in-error", field="status")
             return
-        concept, ingredients = m.medicationCodeableConcept, []
+        concept, ingredients, unresolved = m.medicationCodeableConcept, [], None
         if concept is None and m.medicationReference is not None:
             found = self._resolve(item, m.medicationReference)
             if found is not None and found.type == "Medication":
@@ -550,6 +550,8 @@ class ProfileBuilder:
                 concept = found.resource.code
                 ingredients = [t for t in (_text(i.itemCodeableConcept) for i in found.resource.ingredient or []
                                            if i.itemCodeableConcept is not None) if t]
+            elif m.medicationReference.reference:
+                unresolved = f"medicationReference {m.medicationReference.reference!r} names no Medication in the data"
         if self._absent_marker(item, concept):
             return
         self._mark_reviewed(C.HISTORY_MEDICATIONS)
@@ -575,8 +577,12 @@ class ProfileBuilder:
             name = m.medicationReference.display.strip()
         if name is None:
             name = f"RxNorm {rxnorm}" if rxnorm else (f"ATC {atc}" if atc else None)
+        if unresolved:
+            self.warn(item, WarningCode.NO_VALUE, f"{unresolved}: " + ("read by its display only" if name else "no name or code"),
+                      field="medicationReference", skipped=name is None)
         if name is None:
-            self.warn(item, WarningCode.UNKNOWN_CODE, "no medication name, ATC or RxNorm code", field="medication[x]")
+            if not unresolved:
+                self.warn(item, WarningCode.UNKNOWN_CODE, "no medication name, ATC or RxNorm code", field="medication[x]")
             return
         start = end = None
         if request:
