@@ -105,6 +105,20 @@ def test_long_tables_refuse_a_fractional_grade(rules, tmp_path):
     assert set(results.verdict) == {"error"} and "assessments[0].grade" in results.error.iloc[0]
 
 
+@pytest.mark.parametrize("dates", ["text", "timestamp", "date"])
+def test_long_parquet_tables_with_typed_dates_and_missing_ones_give_the_csv_results(rules, tmp_path, dates):
+    """A Parquet date column with an empty cell holds NaT (timestamps) or None: a missing date, like an empty CSV cell."""
+    typed = {"text": lambda s: s, "timestamp": pd.to_datetime, "date": lambda s: pd.to_datetime(s).dt.date}[dates]
+    for table in (COHORTS / "long").glob("*.csv"):
+        frame = pd.read_csv(table, dtype=str, keep_default_na=False, na_values=[""])
+        for column in {"birth_date", "onset", "resolved", "start", "end", "date"} & set(frame.columns):
+            frame[column] = typed(frame[column])
+        frame.to_parquet(tmp_path / f"{table.stem}.parquet", index=False)
+    from_csv, _ = _run(COHORTS / "long", rules=rules)
+    from_parquet, _ = _run(tmp_path, chunk_size=2, rules=rules)
+    pd.testing.assert_frame_equal(from_parquet.astype(str), from_csv.astype(str))
+
+
 def test_chunk_size_does_not_change_results(rules):
     small, _ = _run(COHORTS / "examples.ndjson", chunk_size=1, rules=rules)
     large, _ = _run(COHORTS / "examples.ndjson", chunk_size=1000, rules=rules)

@@ -38,8 +38,8 @@ _SCALARS = ("birth_date", "sex", "consent", "pregnant", "lactating", "childbeari
 
 
 def blank(value: Any) -> bool:
-    """An empty cell: missing (None, NaN, NA) or a string of only whitespace."""
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+    """An empty cell: missing (None, NaN, NA, NaT: an empty Parquet timestamp) or a string of only whitespace."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
         return True
     return isinstance(value, str) and not value.strip()
 
