@@ -89,6 +89,20 @@ def test_rows_out_equal_rows_in_whatever_goes_wrong(rules, tmp_path):
     assert summary.errors == 4
 
 
+@pytest.mark.parametrize(("line", "reason"), [
+    (b"{not json", "line 2: not valid JSON"),
+    (b'{"id": "B", "sex": "\xff"}', "line 2: not UTF-8 text"),
+    (b"\xfe\xff", "line 2: not UTF-8 text"),
+])
+def test_a_bad_ndjson_line_is_an_error_row_and_the_run_goes_on(rules, tmp_path, line, reason):
+    path = tmp_path / "cohort.ndjson"
+    path.write_bytes(b'{"id": "A"}\n' + line + b'\n{"id": "C"}\n')
+    results, summary = _run(path, chunk_size=2, rules=rules, trials=["NCT04357600"])
+    assert results[["patient_id", "verdict"]].values.tolist() == [["A", "undetermined"], ["", "error"], ["C", "undetermined"]]
+    assert results.error[1].startswith(reason)
+    assert summary.rows == 3 and summary.errors == 1
+
+
 def test_flat_cells_read_as_users_write_them(rules, tmp_path):
     path = tmp_path / "flat.csv"
     path.write_text("id,birth_date,conditions,inr,inr_unit,inr_date\nNA,1970-01-01,None,1.2,,2026-11-01\n")

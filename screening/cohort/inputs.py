@@ -43,14 +43,11 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
         yield from _read_ahead(batch.to_pandas() for batch in batches)
     elif suffix in (".ndjson", ".jsonl"):
         chunk: list[dict[str, Any]] = []
-        with path.open(encoding="utf-8") as handle:
+        with path.open("rb") as handle:  # decoded line by line: an undecodable line is that row's error
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
-                try:
-                    chunk.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    chunk.append({"__error__": f"line {number}: not valid JSON: {exc.msg}"})
+                chunk.append(_profile_or_error(line, number))
                 if len(chunk) >= chunk_size:
                     yield chunk
                     chunk = []
@@ -58,6 +55,16 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
             yield chunk
     else:
         raise PatientDataError(f"unknown cohort format {suffix!r}: use .csv, .parquet, .ndjson/.jsonl or a folder of long tables", source=str(path))
+
+
+def _profile_or_error(line: bytes, number: int) -> Any:
+    """The JSON value on an NDJSON line, or an error marker naming the line."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return {"__error__": f"line {number}: not UTF-8 text"}
+    except json.JSONDecodeError as exc:
+        return {"__error__": f"line {number}: not valid JSON: {exc.msg}"}
 
 
 def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:
