@@ -252,6 +252,22 @@ def test_screen_cohort_cli_writes_results(tmp_path, suffix):
     assert list(written.columns) == ["patient_id", "trial_id", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+@pytest.mark.parametrize("cohort", ["empty.ndjson", "long"])
+def test_an_empty_cohort_writes_empty_results_and_a_report(tmp_path, suffix, cohort):
+    (tmp_path / "empty.ndjson").write_text("")
+    (tmp_path / "long").mkdir()
+    (tmp_path / "long" / "patients.csv").write_text("id,birth_date\n")
+    out = tmp_path / f"results.{suffix}"
+    result = CliRunner().invoke(app, ["screen-cohort", str(tmp_path / cohort), "--out", str(out), "--rules", str(RULES_DIR),
+                                      "--as-of", "2026-11-22", "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert "0 patients screened" in result.output
+    written = pd.read_csv(out, dtype=str) if suffix == "csv" else pd.read_parquet(out)
+    assert list(written.columns) == ["patient_id", "trial_id", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
+    assert written.empty and (tmp_path / "report" / "report.md").exists()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["screen-cohort", "cohort.xlsx", "--out", "r.csv"], "unknown cohort format"),
     (["screen-cohort", "patients/cohorts/flat-sample.csv", "--out", "r.txt"], ".csv or .parquet"),
