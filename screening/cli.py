@@ -136,7 +136,7 @@ def screen_cohort_command(
             _screen_on_dask(cohort, out, ruleset, screening_date, trial, dask, summary)
         else:
             _screen_locally(cohort, out, ruleset, screening_date, trial, chunk_size, summary, workers or os.cpu_count() or 1)
-    except (ScreeningError, FileNotFoundError) as exc:
+    except (ScreeningError, OSError) as exc:  # OSError: a cohort file not found, results not writable
         raise _fail(str(exc)) from None
     table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
     columns = ["eligible", "undetermined", "ineligible", "error"]

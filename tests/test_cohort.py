@@ -281,6 +281,30 @@ def test_screen_cohort_bad_input_exits_2(tmp_path, monkeypatch, args, message):
     assert message in result.output
 
 
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("cohort.csv", b"", "cohort.csv: cannot be read: No columns to parse from file"),
+    ("cohort.csv", b"id,sex\n\xff,male\n", "cohort.csv: cannot be read: 'utf-8' codec can't decode"),
+    ("cohort.csv", b'id,sex\n"P1,male\n', "cohort.csv: cannot be read: Error tokenizing data"),
+    ("cohort.parquet", b"id,sex\nP1,male\n", "cohort.parquet: cannot be read: Parquet magic bytes not found"),
+    ("long/conditions.csv", b"", "conditions.csv: cannot be read: No columns to parse from file"),
+])
+def test_an_unreadable_cohort_file_exits_2_naming_it(tmp_path, name, content, message):
+    (tmp_path / "long").mkdir()
+    (tmp_path / "long" / "patients.csv").write_text("id\nP1\n")
+    (tmp_path / name).write_bytes(content)
+    result = CliRunner().invoke(app, ["screen-cohort", str(tmp_path / name.split("/")[0]), "--out", str(tmp_path / "r.csv"),
+                                      "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
+def test_results_into_a_missing_folder_exit_2_naming_it(tmp_path):
+    result = CliRunner().invoke(app, ["screen-cohort", str(COHORTS / "flat-sample.csv"), "--out", str(tmp_path / "no" / "r.csv"),
+                                      "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'no'}" in " ".join(result.output.split())
+
+
 def test_sample_cohorts_are_current(tmp_path):
     before = {p.relative_to(COHORTS): p.read_bytes() for p in COHORTS.rglob("*") if p.is_file() and p.suffix in (".csv", ".ndjson")}
     subprocess.run([sys.executable, str(COHORTS / "build.py")], check=True)

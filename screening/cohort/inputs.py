@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
-from .long import read_long
+from .long import read_long, reading
 
 T = TypeVar("T")
 
@@ -34,13 +34,15 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
     suffix = path.suffix.lower()
     if suffix == ".csv":
         # only an empty cell is missing: "None", "NA" or "null" are values (a patient id, a "none")
-        yield from pd.read_csv(path, dtype=str, chunksize=chunk_size, keep_default_na=False, na_values=[""])
+        with reading(path):
+            yield from pd.read_csv(path, dtype=str, chunksize=chunk_size, keep_default_na=False, na_values=[""])
     elif suffix == ".parquet":
-        schema = pq.read_schema(path)
-        text = [f.name for f in schema if f.name != "id" and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
-        # text columns as dictionaries: each distinct value is parsed once (screening/cohort/cells.py)
-        batches = pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=chunk_size)
-        yield from _read_ahead(batch.to_pandas() for batch in batches)
+        with reading(path):
+            schema = pq.read_schema(path)
+            text = [f.name for f in schema if f.name != "id" and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+            # text columns as dictionaries: each distinct value is parsed once (screening/cohort/cells.py)
+            batches = pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=chunk_size)
+            yield from _read_ahead(batch.to_pandas() for batch in batches)
     elif suffix in (".ndjson", ".jsonl"):
         chunk: list[dict[str, Any]] = []
         with path.open("rb") as handle:  # decoded line by line: an undecodable line is that row's error

@@ -22,22 +22,37 @@ The same as-of date and look-back windows apply as for single profiles.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
+from ..errors import PatientDataError
 from .flat import _present
 
 TABLES = ("conditions", "observations", "medications", "procedures", "assessments", "imaging")
 CLOSED_WORLD = ("conditions", "medications", "procedures")  # absent table: not reviewed (None)
 
 
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """A file that cannot be read as a table (empty, not UTF-8, malformed CSV, not Parquet) is a
+    data error naming the file."""
+    try:
+        yield
+    except (UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError, pa.ArrowInvalid) as exc:
+        raise PatientDataError(f"cannot be read: {exc}", source=str(path)) from None
+
+
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
     for suffix, reader in ((".parquet", pd.read_parquet), (".csv", lambda p: pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""]))):
         path = folder / f"{name}{suffix}"
         if path.exists():
-            return reader(path)
+            with reading(path):
+                return reader(path)
     return None
 
 
