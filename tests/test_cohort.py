@@ -133,6 +133,30 @@ def test_long_parquet_tables_with_typed_dates_and_missing_ones_give_the_csv_resu
     pd.testing.assert_frame_equal(from_parquet.astype(str), from_csv.astype(str))
 
 
+@pytest.mark.parametrize("writer", ["pandas", "arrow"])  # arrow: no pandas metadata (another tool wrote the file)
+@pytest.mark.parametrize("shape", ["flat", "long"])
+def test_integer_parquet_ids_read_as_the_csv_ones(rules, tmp_path, shape, writer):
+    """Ids stored as integers, one missing (pandas reads such a column as floats, 1.0, unless told it is Int64)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = {"flat": {"cohort": pd.DataFrame({"id": [1, None, 3], "birth_date": "1970-01-01", "conditions": "K74.6"})},
+              "long": {"patients": pd.DataFrame({"id": [1, None, 3], "birth_date": "1970-01-01"}),
+                       "conditions": pd.DataFrame({"patient_id": [1, None, 3], "icd10": "K74.6", "onset": "2020-01-01"})}}[shape]
+    for folder in ("csv", "parquet"):
+        (tmp_path / folder).mkdir()
+    for name, frame in tables.items():
+        frame = frame.astype({frame.columns[0]: "Int64"})
+        frame.to_csv(tmp_path / "csv" / f"{name}.csv", index=False)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table if writer == "pandas" else table.replace_schema_metadata(None), tmp_path / "parquet" / f"{name}.parquet")
+    source = {"flat": "cohort{}", "long": ""}[shape]
+    from_csv, _ = _run(tmp_path / "csv" / source.format(".csv"), rules=rules)
+    from_parquet, _ = _run(tmp_path / "parquet" / source.format(".parquet"), rules=rules)
+    assert list(from_csv.patient_id.unique()) == ["1", "", "3"]
+    pd.testing.assert_frame_equal(from_parquet.astype(str), from_csv.astype(str))
+
+
 def test_chunk_size_does_not_change_results(rules):
     small, _ = _run(COHORTS / "examples.ndjson", chunk_size=1, rules=rules)
     large, _ = _run(COHORTS / "examples.ndjson", chunk_size=1000, rules=rules)

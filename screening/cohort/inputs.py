@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
-from .long import read_long, reading
+from .long import read_long, reading, to_frame
 
 T = TypeVar("T")
 
@@ -42,7 +42,7 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
             text = [f.name for f in schema if f.name != "id" and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
             # text columns as dictionaries: each distinct value is parsed once (screening/cohort/cells.py)
             batches = pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=chunk_size)
-            yield from _read_ahead(batch.to_pandas() for batch in batches)
+            yield from _read_ahead(to_frame(batch) for batch in batches)
     elif suffix in (".ndjson", ".jsonl"):
         chunk: list[dict[str, Any]] = []
         with path.open("rb") as handle:  # decoded line by line: an undecodable line is that row's error
