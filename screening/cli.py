@@ -176,10 +176,9 @@ def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
 
 
 def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, address: str, summary: CohortSummary) -> None:
-    import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
-    from .cohort.distributed import screen_dask
+    from .cohort.distributed import read_flat, screen_dask
 
     suffix = cohort.suffix.lower()
     if suffix not in (".csv", ".parquet"):
@@ -188,8 +187,7 @@ def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
         raise ScreeningError(f"{out}: results are written as .csv or .parquet")
     cluster = LocalCluster(processes=True, dashboard_address=None) if address == "local" else None
     with Client(cluster if cluster is not None else address):
-        frame = dd.read_csv(cohort, dtype=str, keep_default_na=True) if suffix == ".csv" else dd.read_parquet(cohort)
-        results = screen_dask(frame, ruleset, as_of, trials).persist()
+        results = screen_dask(read_flat(cohort), ruleset, as_of, trials).persist()
         if out.suffix.lower() == ".csv":
             results.to_csv(out, single_file=True, index=False)
         else:

@@ -15,14 +15,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from pathlib import Path
 
 import dask.dataframe as dd
 import pandas as pd
 
 from ..rules.loader import RuleSet
+from .flat import CSV_OPTIONS
 from .run import COLUMNS, screen_cohort
 
 META = pd.DataFrame({column: pd.Series(dtype=object) for column in COLUMNS})
+
+
+def read_flat(path: str | Path) -> dd.DataFrame:
+    """A flat cohort table (``.csv`` or ``.parquet``) as a Dask dataframe, its cells read as
+    :func:`screening.cohort.read_cohort` reads them."""
+    path = Path(path)
+    return dd.read_csv(path, **CSV_OPTIONS) if path.suffix.lower() == ".csv" else dd.read_parquet(path)
 
 
 def screen_frame(frame: pd.DataFrame, rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None) -> pd.DataFrame:

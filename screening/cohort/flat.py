@@ -35,6 +35,8 @@ QUALITATIVE_LABS = tuple(a.name for a in ANALYTES.values() if a.unit is None)
 ASSESSMENTS = ("ascites_grade", "encephalopathy_grade")
 _ATC = re.compile(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$")
 _SCALARS = ("birth_date", "sex", "consent", "pregnant", "lactating", "childbearing_potential")
+# a CSV cell is text, and only an empty one is missing: "None", "NA" or "null" are values (a patient id, a "none")
+CSV_OPTIONS: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
 
 def blank(value: Any) -> bool:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
+from .flat import CSV_OPTIONS
 from .long import read_long, reading, to_frame
 
 T = TypeVar("T")
@@ -33,9 +34,8 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
         return
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        # only an empty cell is missing: "None", "NA" or "null" are values (a patient id, a "none")
         with reading(path):
-            yield from pd.read_csv(path, dtype=str, chunksize=chunk_size, keep_default_na=False, na_values=[""])
+            yield from pd.read_csv(path, chunksize=chunk_size, **CSV_OPTIONS)
     elif suffix == ".parquet":
         with reading(path):
             schema = pq.read_schema(path)

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
-from .flat import _present
+from .flat import CSV_OPTIONS, _present
 
 TABLES = ("conditions", "observations", "medications", "procedures", "assessments", "imaging")
 CLOSED_WORLD = ("conditions", "medications", "procedures")  # absent table: not reviewed (None)
@@ -59,7 +59,7 @@ def to_frame(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
 
 
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
-    for suffix, reader in ((".parquet", lambda p: to_frame(pq.read_table(p))), (".csv", lambda p: pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""]))):
+    for suffix, reader in ((".parquet", lambda p: to_frame(pq.read_table(p))), (".csv", lambda p: pd.read_csv(p, **CSV_OPTIONS))):
         path = folder / f"{name}{suffix}"
         if path.exists():
             with reading(path):
