@@ -178,7 +178,7 @@ def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
 def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, address: str, summary: CohortSummary) -> None:
     from distributed import Client, LocalCluster
 
-    from .cohort.distributed import read_flat, screen_dask
+    from .cohort.distributed import read_flat, rows_with_errors, screen_dask
 
     suffix = cohort.suffix.lower()
     if suffix not in (".csv", ".parquet"):
@@ -193,7 +193,7 @@ def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
         else:
             results.astype(str).to_parquet(out, write_index=False)  # a folder of part files
         counts = results.groupby(["trial_id", "verdict"]).size().compute()
-        errors = results[results["verdict"] == "error"]["patient_id"].nunique().compute()
+        errors = rows_with_errors(results, len(set(trials)) if trials else len(ruleset.trials))
     if cluster is not None:
         cluster.close()
     for (trial_id, verdict), n in counts.items():

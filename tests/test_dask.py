@@ -11,8 +11,8 @@ import pytest
 from distributed import Client, LocalCluster
 
 from screening import durable_engine, load_rules
-from screening.cohort import read_cohort, screen_cohort
-from screening.cohort.distributed import read_flat, screen_dask
+from screening.cohort import CohortSummary, read_cohort, screen_cohort
+from screening.cohort.distributed import read_flat, rows_with_errors, screen_dask
 
 from .conftest import AS_OF, ROOT, RULES_DIR
 
@@ -42,6 +42,15 @@ def test_dask_reads_a_flat_table_as_the_in_process_reader(tmp_path, suffix):
     in_process = pd.concat(read_cohort(path), ignore_index=True)
     assert in_process.iloc[0].tolist() == ["NA", "None", "female"]
     pd.testing.assert_frame_equal(read_flat(path).compute().reset_index(drop=True).fillna("").astype(object), in_process.fillna("").astype(object))
+
+
+def test_rows_with_errors_are_counted_as_in_process_whatever_their_ids():
+    rules = load_rules(RULES_DIR)
+    table = pd.DataFrame({"id": ["", "", "P", "P", "Q"], "birth_date": ["1970-01-01", "x", "y", "1970-13-01", "1970-01-01"]})
+    summary = CohortSummary()
+    pd.concat(screen_cohort([table], rules, AS_OF, summary=summary))
+    results = screen_dask(dd.from_pandas(table, npartitions=2), rules, AS_OF)
+    assert rows_with_errors(results, len(rules.trials)) == summary.errors == 4
 
 
 def test_rules_pickle_without_their_compiled_engines():
