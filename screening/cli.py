@@ -215,7 +215,7 @@ def report(
     try:
         ruleset = _rules(rules)
         html_path, md_path = write_reports(_read_results(results), ruleset, out, as_of or "not stated")
-    except (ScreeningError, OSError, KeyError) as exc:
+    except (ScreeningError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     typer.echo(f"report: {html_path} and {md_path}")
 
