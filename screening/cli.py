@@ -136,7 +136,7 @@ def screen_cohort_command(
             _screen_on_dask(cohort, out, ruleset, screening_date, trial, dask, summary)
         else:
             _screen_locally(cohort, out, ruleset, screening_date, trial, chunk_size, summary, workers or os.cpu_count() or 1)
-    except (ScreeningError, FileNotFoundError) as exc:
+    except (ScreeningError, OSError) as exc:  # OSError: a cohort file not found, results not writable
         raise _fail(str(exc)) from None
     table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
     columns = ["eligible", "undetermined", "ineligible", "error"]
@@ -176,10 +176,9 @@ def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
 
 
 def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, address: str, summary: CohortSummary) -> None:
-    import dask.dataframe as dd
     from distributed import Client, LocalCluster
 
-    from .cohort.distributed import screen_dask
+    from .cohort.distributed import read_flat, rows_with_errors, screen_dask
 
     suffix = cohort.suffix.lower()
     if suffix not in (".csv", ".parquet"):
@@ -188,14 +187,13 @@ def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
         raise ScreeningError(f"{out}: results are written as .csv or .parquet")
     cluster = LocalCluster(processes=True, dashboard_address=None) if address == "local" else None
     with Client(cluster if cluster is not None else address):
-        frame = dd.read_csv(cohort, dtype=str, keep_default_na=True) if suffix == ".csv" else dd.read_parquet(cohort)
-        results = screen_dask(frame, ruleset, as_of, trials).persist()
+        results = screen_dask(read_flat(cohort), ruleset, as_of, trials).persist()
         if out.suffix.lower() == ".csv":
             results.to_csv(out, single_file=True, index=False)
         else:
             results.astype(str).to_parquet(out, write_index=False)  # a folder of part files
         counts = results.groupby(["trial_id", "verdict"]).size().compute()
-        errors = results[results["verdict"] == "error"]["patient_id"].nunique().compute()
+        errors = rows_with_errors(results, len(set(trials)) if trials else len(ruleset.trials))
     if cluster is not None:
         cluster.close()
     for (trial_id, verdict), n in counts.items():
@@ -217,7 +215,7 @@ def report(
     try:
         ruleset = _rules(rules)
         html_path, md_path = write_reports(_read_results(results), ruleset, out, as_of or "not stated")
-    except (ScreeningError, OSError, KeyError) as exc:
+    except (ScreeningError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     typer.echo(f"report: {html_path} and {md_path}")
 

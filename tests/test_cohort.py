@@ -89,6 +89,20 @@ def test_rows_out_equal_rows_in_whatever_goes_wrong(rules, tmp_path):
     assert summary.errors == 4
 
 
+@pytest.mark.parametrize(("line", "reason"), [
+    (b"{not json", "line 2: not valid JSON"),
+    (b'{"id": "B", "sex": "\xff"}', "line 2: not UTF-8 text"),
+    (b"\xfe\xff", "line 2: not UTF-8 text"),
+])
+def test_a_bad_ndjson_line_is_an_error_row_and_the_run_goes_on(rules, tmp_path, line, reason):
+    path = tmp_path / "cohort.ndjson"
+    path.write_bytes(b'{"id": "A"}\n' + line + b'\n{"id": "C"}\n')
+    results, summary = _run(path, chunk_size=2, rules=rules, trials=["NCT04357600"])
+    assert results[["patient_id", "verdict"]].values.tolist() == [["A", "undetermined"], ["", "error"], ["C", "undetermined"]]
+    assert results.error[1].startswith(reason)
+    assert summary.rows == 3 and summary.errors == 1
+
+
 def test_flat_cells_read_as_users_write_them(rules, tmp_path):
     path = tmp_path / "flat.csv"
     path.write_text("id,birth_date,conditions,inr,inr_unit,inr_date\nNA,1970-01-01,None,1.2,,2026-11-01\n")
@@ -103,6 +117,44 @@ def test_long_tables_refuse_a_fractional_grade(rules, tmp_path):
     (tmp_path / "assessments.csv").write_text("patient_id,name,grade,date\nP,ascites_grade,1.5,2026-11-01\n")
     results, _ = _run(tmp_path, rules=rules)
     assert set(results.verdict) == {"error"} and "assessments[0].grade" in results.error.iloc[0]
+
+
+@pytest.mark.parametrize("dates", ["text", "timestamp", "date"])
+def test_long_parquet_tables_with_typed_dates_and_missing_ones_give_the_csv_results(rules, tmp_path, dates):
+    """A Parquet date column with an empty cell holds NaT (timestamps) or None: a missing date, like an empty CSV cell."""
+    typed = {"text": lambda s: s, "timestamp": pd.to_datetime, "date": lambda s: pd.to_datetime(s).dt.date}[dates]
+    for table in (COHORTS / "long").glob("*.csv"):
+        frame = pd.read_csv(table, dtype=str, keep_default_na=False, na_values=[""])
+        for column in {"birth_date", "onset", "resolved", "start", "end", "date"} & set(frame.columns):
+            frame[column] = typed(frame[column])
+        frame.to_parquet(tmp_path / f"{table.stem}.parquet", index=False)
+    from_csv, _ = _run(COHORTS / "long", rules=rules)
+    from_parquet, _ = _run(tmp_path, chunk_size=2, rules=rules)
+    pd.testing.assert_frame_equal(from_parquet.astype(str), from_csv.astype(str))
+
+
+@pytest.mark.parametrize("writer", ["pandas", "arrow"])  # arrow: no pandas metadata (another tool wrote the file)
+@pytest.mark.parametrize("shape", ["flat", "long"])
+def test_integer_parquet_ids_read_as_the_csv_ones(rules, tmp_path, shape, writer):
+    """Ids stored as integers, one missing (pandas reads such a column as floats, 1.0, unless told it is Int64)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = {"flat": {"cohort": pd.DataFrame({"id": [1, None, 3], "birth_date": "1970-01-01", "conditions": "K74.6"})},
+              "long": {"patients": pd.DataFrame({"id": [1, None, 3], "birth_date": "1970-01-01"}),
+                       "conditions": pd.DataFrame({"patient_id": [1, None, 3], "icd10": "K74.6", "onset": "2020-01-01"})}}[shape]
+    for folder in ("csv", "parquet"):
+        (tmp_path / folder).mkdir()
+    for name, frame in tables.items():
+        frame = frame.astype({frame.columns[0]: "Int64"})
+        frame.to_csv(tmp_path / "csv" / f"{name}.csv", index=False)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(table if writer == "pandas" else table.replace_schema_metadata(None), tmp_path / "parquet" / f"{name}.parquet")
+    source = {"flat": "cohort{}", "long": ""}[shape]
+    from_csv, _ = _run(tmp_path / "csv" / source.format(".csv"), rules=rules)
+    from_parquet, _ = _run(tmp_path / "parquet" / source.format(".parquet"), rules=rules)
+    assert list(from_csv.patient_id.unique()) == ["1", "", "3"]
+    pd.testing.assert_frame_equal(from_parquet.astype(str), from_csv.astype(str))
 
 
 def test_chunk_size_does_not_change_results(rules):
@@ -224,6 +276,22 @@ def test_screen_cohort_cli_writes_results(tmp_path, suffix):
     assert list(written.columns) == ["patient_id", "trial_id", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+@pytest.mark.parametrize("cohort", ["empty.ndjson", "long"])
+def test_an_empty_cohort_writes_empty_results_and_a_report(tmp_path, suffix, cohort):
+    (tmp_path / "empty.ndjson").write_text("")
+    (tmp_path / "long").mkdir()
+    (tmp_path / "long" / "patients.csv").write_text("id,birth_date\n")
+    out = tmp_path / f"results.{suffix}"
+    result = CliRunner().invoke(app, ["screen-cohort", str(tmp_path / cohort), "--out", str(out), "--rules", str(RULES_DIR),
+                                      "--as-of", "2026-11-22", "--report", str(tmp_path / "report")])
+    assert result.exit_code == 0, result.output
+    assert "0 patients screened" in result.output
+    written = pd.read_csv(out, dtype=str) if suffix == "csv" else pd.read_parquet(out)
+    assert list(written.columns) == ["patient_id", "trial_id", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
+    assert written.empty and (tmp_path / "report" / "report.md").exists()
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["screen-cohort", "cohort.xlsx", "--out", "r.csv"], "unknown cohort format"),
     (["screen-cohort", "patients/cohorts/flat-sample.csv", "--out", "r.txt"], ".csv or .parquet"),
@@ -235,6 +303,30 @@ def test_screen_cohort_bad_input_exits_2(tmp_path, monkeypatch, args, message):
     result = CliRunner().invoke(app, [*args, "--rules", str(RULES_DIR)])
     assert result.exit_code == 2
     assert message in result.output
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("cohort.csv", b"", "cohort.csv: cannot be read: No columns to parse from file"),
+    ("cohort.csv", b"id,sex\n\xff,male\n", "cohort.csv: cannot be read: 'utf-8' codec can't decode"),
+    ("cohort.csv", b'id,sex\n"P1,male\n', "cohort.csv: cannot be read: Error tokenizing data"),
+    ("cohort.parquet", b"id,sex\nP1,male\n", "cohort.parquet: cannot be read: Parquet magic bytes not found"),
+    ("long/conditions.csv", b"", "conditions.csv: cannot be read: No columns to parse from file"),
+])
+def test_an_unreadable_cohort_file_exits_2_naming_it(tmp_path, name, content, message):
+    (tmp_path / "long").mkdir()
+    (tmp_path / "long" / "patients.csv").write_text("id\nP1\n")
+    (tmp_path / name).write_bytes(content)
+    result = CliRunner().invoke(app, ["screen-cohort", str(tmp_path / name.split("/")[0]), "--out", str(tmp_path / "r.csv"),
+                                      "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
+
+
+def test_results_into_a_missing_folder_exit_2_naming_it(tmp_path):
+    result = CliRunner().invoke(app, ["screen-cohort", str(COHORTS / "flat-sample.csv"), "--out", str(tmp_path / "no" / "r.csv"),
+                                      "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'no'}" in " ".join(result.output.split())
 
 
 def test_sample_cohorts_are_current(tmp_path):

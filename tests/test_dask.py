@@ -11,8 +11,8 @@ import pytest
 from distributed import Client, LocalCluster
 
 from screening import durable_engine, load_rules
-from screening.cohort import read_cohort, screen_cohort
-from screening.cohort.distributed import screen_dask
+from screening.cohort import CohortSummary, read_cohort, screen_cohort
+from screening.cohort.distributed import read_flat, rows_with_errors, screen_dask
 
 from .conftest import AS_OF, ROOT, RULES_DIR
 
@@ -32,6 +32,25 @@ def test_results_on_a_two_process_cluster_equal_the_in_process_run(client):
     distributed = screen_dask(cohort, rules, AS_OF).compute().reset_index(drop=True)
     assert len(client.scheduler_info()["workers"]) == 2
     pd.testing.assert_frame_equal(distributed.astype(str), local.astype(str))
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_dask_reads_a_flat_table_as_the_in_process_reader(tmp_path, suffix):
+    path = tmp_path / f"cohort.{suffix}"
+    table = pd.DataFrame({"id": ["NA", "None", "P3"], "conditions": ["None", "NA", ""], "sex": ["female", "", "null"]})
+    table.to_csv(path, index=False) if suffix == "csv" else table.to_parquet(path, index=False)
+    in_process = pd.concat(read_cohort(path), ignore_index=True)
+    assert in_process.iloc[0].tolist() == ["NA", "None", "female"]
+    pd.testing.assert_frame_equal(read_flat(path).compute().reset_index(drop=True).fillna("").astype(object), in_process.fillna("").astype(object))
+
+
+def test_rows_with_errors_are_counted_as_in_process_whatever_their_ids():
+    rules = load_rules(RULES_DIR)
+    table = pd.DataFrame({"id": ["", "", "P", "P", "Q"], "birth_date": ["1970-01-01", "x", "y", "1970-13-01", "1970-01-01"]})
+    summary = CohortSummary()
+    pd.concat(screen_cohort([table], rules, AS_OF, summary=summary))
+    results = screen_dask(dd.from_pandas(table, npartitions=2), rules, AS_OF)
+    assert rows_with_errors(results, len(rules.trials)) == summary.errors == 4
 
 
 def test_rules_pickle_without_their_compiled_engines():

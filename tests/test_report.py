@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from screening.cli import app
@@ -54,3 +55,16 @@ def test_report_cli_from_a_results_file(tmp_path):
     later = runner.invoke(app, ["report", str(results), "--out", str(tmp_path / "later"), "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
     assert later.exit_code == 0, later.output
     assert (tmp_path / "later" / "report.md").read_text() == (tmp_path / "now" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("patient_id,verdict\nP1,eligible\n", "not cohort results: no column trial_id, deciding, unknown, missing, criteria"),
+    ("patient_id,trial_id,verdict,deciding,unknown,missing,criteria,error\nP1,NCT99999999,eligible,,,,I1=met,\n",
+     "unknown trial(s): NCT99999999"),
+])
+def test_report_cli_names_what_is_wrong_with_the_results_file(tmp_path, rows, message):
+    results = tmp_path / "results.csv"
+    results.write_text(rows)
+    result = CliRunner().invoke(app, ["report", str(results), "--out", str(tmp_path / "report"), "--rules", str(RULES_DIR)])
+    assert result.exit_code == 2
+    assert f"{results}: {message}" in " ".join(result.output.split())

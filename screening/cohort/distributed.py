@@ -15,14 +15,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from pathlib import Path
 
 import dask.dataframe as dd
 import pandas as pd
 
 from ..rules.loader import RuleSet
+from .flat import CSV_OPTIONS
 from .run import COLUMNS, screen_cohort
 
 META = pd.DataFrame({column: pd.Series(dtype=object) for column in COLUMNS})
+
+
+def read_flat(path: str | Path) -> dd.DataFrame:
+    """A flat cohort table (``.csv`` or ``.parquet``) as a Dask dataframe, its cells read as
+    :func:`screening.cohort.read_cohort` reads them."""
+    path = Path(path)
+    return dd.read_csv(path, **CSV_OPTIONS) if path.suffix.lower() == ".csv" else dd.read_parquet(path)
 
 
 def screen_frame(frame: pd.DataFrame, rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None) -> pd.DataFrame:
@@ -36,3 +45,12 @@ def screen_frame(frame: pd.DataFrame, rules: RuleSet, as_of: dt.date, trials: It
 def screen_dask(cohort: dd.DataFrame, rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None) -> dd.DataFrame:
     """Results of a flat cohort held in a Dask dataframe, lazily, partition by partition."""
     return cohort.map_partitions(screen_frame, rules, as_of, list(trials) if trials else None, meta=META)
+
+
+def rows_with_errors(results: dd.DataFrame, trials: int) -> int:
+    """Input rows with an error in any of the ``trials`` (each input row is ``trials`` result rows
+    in a row), as :class:`screening.cohort.CohortSummary` counts them: by row, not by patient id."""
+    def count(frame: pd.DataFrame) -> pd.Series:
+        return pd.Series([int((frame["verdict"] == "error").to_numpy().reshape(-1, trials).any(axis=1).sum())])
+
+    return int(results.map_partitions(count, meta=(None, "int64")).sum().compute())

@@ -35,11 +35,13 @@ QUALITATIVE_LABS = tuple(a.name for a in ANALYTES.values() if a.unit is None)
 ASSESSMENTS = ("ascites_grade", "encephalopathy_grade")
 _ATC = re.compile(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$")
 _SCALARS = ("birth_date", "sex", "consent", "pregnant", "lactating", "childbearing_potential")
+# a CSV cell is text, and only an empty one is missing: "None", "NA" or "null" are values (a patient id, a "none")
+CSV_OPTIONS: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
 
 def blank(value: Any) -> bool:
-    """An empty cell: missing (None, NaN, NA) or a string of only whitespace."""
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+    """An empty cell: missing (None, NaN, NA, NaT: an empty Parquet timestamp) or a string of only whitespace."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
         return True
     return isinstance(value, str) and not value.strip()
 

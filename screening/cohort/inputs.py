@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
-from .long import read_long
+from .flat import CSV_OPTIONS
+from .long import read_long, reading, to_frame
 
 T = TypeVar("T")
 
@@ -33,24 +34,22 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
         return
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        # only an empty cell is missing: "None", "NA" or "null" are values (a patient id, a "none")
-        yield from pd.read_csv(path, dtype=str, chunksize=chunk_size, keep_default_na=False, na_values=[""])
+        with reading(path):
+            yield from pd.read_csv(path, chunksize=chunk_size, **CSV_OPTIONS)
     elif suffix == ".parquet":
-        schema = pq.read_schema(path)
-        text = [f.name for f in schema if f.name != "id" and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
-        # text columns as dictionaries: each distinct value is parsed once (screening/cohort/cells.py)
-        batches = pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=chunk_size)
-        yield from _read_ahead(batch.to_pandas() for batch in batches)
+        with reading(path):
+            schema = pq.read_schema(path)
+            text = [f.name for f in schema if f.name != "id" and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
+            # text columns as dictionaries: each distinct value is parsed once (screening/cohort/cells.py)
+            batches = pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=chunk_size)
+            yield from _read_ahead(to_frame(batch) for batch in batches)
     elif suffix in (".ndjson", ".jsonl"):
         chunk: list[dict[str, Any]] = []
-        with path.open(encoding="utf-8") as handle:
+        with path.open("rb") as handle:  # decoded line by line: an undecodable line is that row's error
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
-                try:
-                    chunk.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    chunk.append({"__error__": f"line {number}: not valid JSON: {exc.msg}"})
+                chunk.append(_profile_or_error(line, number))
                 if len(chunk) >= chunk_size:
                     yield chunk
                     chunk = []
@@ -58,6 +57,16 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
             yield chunk
     else:
         raise PatientDataError(f"unknown cohort format {suffix!r}: use .csv, .parquet, .ndjson/.jsonl or a folder of long tables", source=str(path))
+
+
+def _profile_or_error(line: bytes, number: int) -> Any:
+    """The JSON value on an NDJSON line, or an error marker naming the line."""
+    try:
+        return json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError:
+        return {"__error__": f"line {number}: not UTF-8 text"}
+    except json.JSONDecodeError as exc:
+        return {"__error__": f"line {number}: not valid JSON: {exc.msg}"}
 
 
 def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:

@@ -22,22 +22,48 @@ The same as-of date and look-back windows apply as for single profiles.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from .flat import _present
+from ..errors import PatientDataError
+from .flat import CSV_OPTIONS, _present
 
 TABLES = ("conditions", "observations", "medications", "procedures", "assessments", "imaging")
 CLOSED_WORLD = ("conditions", "medications", "procedures")  # absent table: not reviewed (None)
 
 
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """A file that cannot be read as a table (empty, not UTF-8, malformed CSV, not Parquet) is a
+    data error naming the file."""
+    try:
+        yield
+    except (UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError, pa.ArrowInvalid) as exc:
+        raise PatientDataError(f"cannot be read: {exc}", source=str(path)) from None
+
+
+def to_frame(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
+    """``table`` in pandas, integer ``id``/``patient_id`` columns as text, as a CSV gives them (in
+    pandas an integer column with a missing value is floats, and 1.0 is not the id 1)."""
+    frame = table.to_pandas()
+    for name in ("id", "patient_id"):
+        if name in table.schema.names and pa.types.is_integer(table.schema.field(name).type):
+            frame[name] = table.column(name).cast(pa.string()).to_pandas().to_numpy()
+    return frame
+
+
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
-    for suffix, reader in ((".parquet", pd.read_parquet), (".csv", lambda p: pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""]))):
+    for suffix, reader in ((".parquet", lambda p: to_frame(pq.read_table(p))), (".csv", lambda p: pd.read_csv(p, **CSV_OPTIONS))):
         path = folder / f"{name}{suffix}"
         if path.exists():
-            return reader(path)
+            with reading(path):
+                return reader(path)
     return None
 
 

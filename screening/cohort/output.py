@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import ScreeningError
+from .run import COLUMNS
 
 
 def _text(column: pd.Series) -> pa.Array:
@@ -59,6 +60,11 @@ class ResultWriter:
             encoding.result()
 
     def close(self) -> None:
+        if not self._started:  # no rows: the file still has the result columns
+            self.write(pd.DataFrame({name: pd.Categorical([]) for name in COLUMNS}))
+        self._finish()
+
+    def _finish(self) -> None:
         try:
             self._wait()
         finally:
@@ -66,8 +72,6 @@ class ResultWriter:
                 self._encoder.shutdown()
             if self._parquet is not None:
                 self._parquet.close()
-            elif not self._started and self.format == "csv":
-                self.path.write_text("")
 
     def __enter__(self) -> ResultWriter:
         return self
@@ -77,6 +81,6 @@ class ResultWriter:
             self.close()
             return
         try:
-            self.close()
+            self._finish()  # what was written, and no empty results file standing for a run that failed
         except Exception as failure:  # the caller's error stays the one raised; the write error's text may quote patient data
             value.add_note(f"{self.path}: writing the results also failed ({type(failure).__name__})")

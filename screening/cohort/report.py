@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # no display: charts are rendered to PNG
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..errors import ScreeningError, UnknownTrialError  # noqa: E402
 from ..logic import CriterionKind, Outcome  # noqa: E402
 from ..rules.loader import RuleSet  # noqa: E402
 
@@ -58,6 +59,12 @@ def _outcomes(results: pd.DataFrame) -> pd.DataFrame:
 
 def build(results: pd.DataFrame, rules: RuleSet) -> list[TrialReport]:
     """One report per trial present in ``results``, in trial id order."""
+    absent = [c for c in ("patient_id", "trial_id", "verdict", "deciding", "unknown", "missing", "criteria") if c not in results.columns]
+    if absent:
+        raise ScreeningError(f"not cohort results: no column {', '.join(absent)}")
+    unknown = sorted(set(results["trial_id"].dropna()) - set(rules.trials))
+    if unknown:
+        raise UnknownTrialError(unknown)
     results = results.fillna("")
     reports = []
     for trial_id in sorted(results["trial_id"].unique()):
