@@ -44,9 +44,10 @@ class BulkExport:
     """A scanned bulk export. Iterate it for one :class:`MappedProfile` per Patient, in file order.
 
     ``warnings`` holds what belongs to no patient: lines that are not JSON (one warning each, naming
-    the line), lines that are not FHIR resources (the export log), resources that name no patient (Organization, Practitioner, Location...), and resources
-    that name a patient the export does not hold. A resource that is not valid FHIR R4 raises
-    :class:`PatientDataError` when its patient is built.
+    the line), lines that are not FHIR resources (the export log), resources that name no patient
+    (Organization, Practitioner, Location...), and resources that name a patient the export does
+    not hold. A resource that is not valid FHIR R4 raises :class:`PatientDataError` when its
+    patient is built.
     """
 
     def __init__(self, folder: str | Path):
