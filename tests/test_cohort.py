@@ -112,6 +112,20 @@ def test_flat_cells_read_as_users_write_them(rules, tmp_path):
     assert "problem list" not in row.missing
 
 
+@pytest.mark.parametrize(("columns", "field"), [
+    ("inr,inr_unit", "observations[0].date"),
+    ("hbsag", "observations[0].date"),
+    ("ascites_grade", "assessments[0].date"),
+])
+def test_a_flat_value_without_its_date_is_refused_as_a_missing_date(rules, tmp_path, columns, field):
+    cells = {"inr": "1.2", "inr_unit": "1", "hbsag": "positive", "ascites_grade": "1"}
+    path = tmp_path / "flat.csv"
+    path.write_text(f"id,{columns}\nP,{','.join(cells[c] for c in columns.split(','))}\n")
+    results, _ = _run(path, rules=rules, trials=["NCT04357600"])
+    assert results.verdict.tolist() == ["error"]
+    assert f"{field}: Field required" in results.error.iloc[0]
+
+
 def test_long_tables_refuse_a_fractional_grade(rules, tmp_path):
     (tmp_path / "patients.csv").write_text("id\nP\n")
     (tmp_path / "assessments.csv").write_text("patient_id,name,grade,date\nP,ascites_grade,1.5,2026-11-01\n")
@@ -154,6 +168,30 @@ def test_integer_parquet_ids_read_as_the_csv_ones(rules, tmp_path, shape, writer
     from_csv, _ = _run(tmp_path / "csv" / source.format(".csv"), rules=rules)
     from_parquet, _ = _run(tmp_path / "parquet" / source.format(".parquet"), rules=rules)
     assert list(from_csv.patient_id.unique()) == ["1", "", "3"]
+    pd.testing.assert_frame_equal(from_parquet.astype(str), from_csv.astype(str))
+
+
+def test_long_parquet_integer_codes_read_as_the_csv_ones(rules, tmp_path):
+    """SNOMED, RxNorm and procedure codes stored as integers (as OMOP-like extracts store concept
+    codes), one missing: the same verdicts as the CSV extract, not error rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = {"patients": pd.DataFrame({"id": ["P", "Q"], "birth_date": "1970-01-01"}),
+              "conditions": pd.DataFrame({"patient_id": ["P", "Q"], "snomed": pd.array([44054006, None], "Int64"), "icd10": [None, "K74.6"],
+                                          "onset": "2020-01-01", "status": "active"}),
+              "medications": pd.DataFrame({"patient_id": ["P"], "name": ["entecavir"], "rxnorm": pd.array([68244], "Int64"), "status": "active"}),
+              "procedures": pd.DataFrame({"patient_id": ["Q", "Q"], "system": "snomed", "code": pd.array([302497006, 302497006], "Int64"),
+                                          "date": ["2026-11-18", "2026-11-20"]})}
+    for folder in ("csv", "parquet"):
+        (tmp_path / folder).mkdir()
+    for name, frame in tables.items():
+        frame.to_csv(tmp_path / "csv" / f"{name}.csv", index=False)
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp_path / "parquet" / f"{name}.parquet")
+    from_csv, _ = _run(tmp_path / "csv", rules=rules)
+    from_parquet, _ = _run(tmp_path / "parquet", rules=rules)
+    assert "error" not in set(from_csv.verdict)
+    assert "E5=met" in from_csv.set_index(["patient_id", "trial_id"]).loc[("P", "NCT04357600"), "criteria"]  # the SNOMED diabetes code matched
     pd.testing.assert_frame_equal(from_parquet.astype(str), from_csv.astype(str))
 
 

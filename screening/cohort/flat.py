@@ -39,6 +39,13 @@ _SCALARS = ("birth_date", "sex", "consent", "pregnant", "lactating", "childbeari
 CSV_OPTIONS: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 
 
+def _dated(row: dict[str, Any], column: str) -> dict[str, str]:
+    """``{"date": the cell as text}``, or nothing when the cell is empty: a value without its date
+    is then refused as "date: Field required" (it was the date "None", "input is too short")."""
+    value = row.get(column)
+    return {"date": str(value)} if _present(value) else {}
+
+
 def blank(value: Any) -> bool:
     """An empty cell: missing (None, NaN, NA, NaT: an empty Parquet timestamp) or a string of only whitespace."""
     if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
@@ -87,16 +94,16 @@ def row_to_profile(row: dict[str, Any]) -> dict[str, Any]:
         if _present(row.get(name)):
             unit = row[f"{name}_unit"] if _present(row.get(f"{name}_unit")) else ANALYTES[name].unit
             obs = {"loinc": ANALYTES[name].loinc[0], "value": row[name], "unit": unit,
-                   "date": str(row.get(f"{name}_date"))}
+                   **_dated(row, f"{name}_date")}
             if _present(row.get(f"{name}_comparator")):
                 obs["comparator"] = row[f"{name}_comparator"]
             observations.append(obs)
     for name in QUALITATIVE_LABS:
         if _present(row.get(name)):
-            observations.append({"loinc": ANALYTES[name].loinc[0], "result": str(row[name]).strip().lower(), "date": str(row.get(f"{name}_date"))})
+            observations.append({"loinc": ANALYTES[name].loinc[0], "result": str(row[name]).strip().lower(), **_dated(row, f"{name}_date")})
     profile["observations"] = observations
     profile["assessments"] = [
-        {"name": name, "grade": row[name], "date": str(row.get(f"{name}_date"))} for name in ASSESSMENTS if _present(row.get(name))
+        {"name": name, "grade": row[name], **_dated(row, f"{name}_date")} for name in ASSESSMENTS if _present(row.get(name))
     ]
     if _present(row.get("ultrasound_date")):
         findings = _items(row.get("ultrasound_findings"))
