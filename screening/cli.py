@@ -10,6 +10,7 @@ import datetime as dt
 import io
 import json
 import os
+import re
 import sys
 from collections import Counter
 from contextlib import ExitStack
@@ -71,10 +72,15 @@ def _rules(directory: Path | None) -> RuleSet:
 RulesOption = Annotated[Optional[Path], typer.Option("--rules", help="Rules directory (default: $SCREENING_RULES or ./rules)")]
 
 
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def _date(value: str | None) -> dt.date:
     if value is None:
         return dt.date.today()
     try:
+        if not _ISO_DAY.fullmatch(value):  # fromisoformat also takes 20261122 and 2026-W47-1
+            raise ValueError(value)
         return dt.date.fromisoformat(value)
     except ValueError:
         raise _fail(f"--as-of: not a date in YYYY-MM-DD form: {value!r}") from None
@@ -157,7 +163,10 @@ def screen_cohort_command(
 def _read_results(path: Path) -> pd.DataFrame:
     import pandas as pd
 
-    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    from .cohort.long import reading
+
+    with reading(path):  # empty, not UTF-8, not CSV, not Parquet: an error naming the file
+        return pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
 
 
 def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, chunk_size: int, summary: CohortSummary, workers: int) -> None:
@@ -213,8 +222,12 @@ def report(
     from .cohort.report import write_reports
 
     try:
-        ruleset = _rules(rules)
-        html_path, md_path = write_reports(_read_results(results), ruleset, out, as_of or "not stated")
+        ruleset = _rules(rules)  # a rules error names its file
+        frame = _read_results(results)  # a file that cannot be read names itself
+    except (ScreeningError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    try:
+        html_path, md_path = write_reports(frame, ruleset, out, as_of or "not stated")
     except (ScreeningError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     typer.echo(f"report: {html_path} and {md_path}")

@@ -84,8 +84,14 @@ def test_bad_patient_exits_2_naming_file_and_field(tmp_path, content, message):
     assert "patient.json" in result.output
 
 
+@pytest.mark.parametrize("as_of", ["22/11/2026", "20261122", "2026-W47-7", "2026-11-31", "2026-11-22T00:00"])
+def test_an_as_of_not_written_yyyy_mm_dd_exits_2(as_of):
+    """Python's ISO parser also reads 20261122 and week dates; the option promises one form."""
+    result = run("screen", P01, *RULES, "--as-of", as_of)
+    assert result.exit_code == 2 and "not a date in YYYY-MM-DD form" in result.output
+
+
 def test_bad_options_exit_2():
-    assert run("screen", P01, *RULES, "--as-of", "22/11/2026").exit_code == 2
     result = run("screen", P01, *RULES, "--trial", "NCT00000000")
     assert result.exit_code == 2 and "NCT00000000" in result.output
     assert run("screen", str(ROOT / "nope.json"), *RULES).exit_code == 2

@@ -61,10 +61,12 @@ def test_report_cli_from_a_results_file(tmp_path):
     ("patient_id,verdict\nP1,eligible\n", "not cohort results: no column trial_id, deciding, unknown, missing, criteria"),
     ("patient_id,trial_id,verdict,deciding,unknown,missing,criteria,error\nP1,NCT99999999,eligible,,,,I1=met,\n",
      "unknown trial(s): NCT99999999"),
+    ("", "cannot be read: No columns to parse from file"),
+    (b"\xff\xfe\x00", "cannot be read: 'utf-8' codec can't decode byte 0xff"),
 ])
 def test_report_cli_names_what_is_wrong_with_the_results_file(tmp_path, rows, message):
     results = tmp_path / "results.csv"
-    results.write_text(rows)
+    results.write_bytes(rows if isinstance(rows, bytes) else rows.encode())
     result = CliRunner().invoke(app, ["report", str(results), "--out", str(tmp_path / "report"), "--rules", str(RULES_DIR)])
     assert result.exit_code == 2
     assert f"{results}: {message}" in " ".join(result.output.split())
