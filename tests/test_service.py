@@ -322,6 +322,14 @@ def test_log_lines_hold_no_patient_data(client, caplog):
     assert not any("P01" in line or "2026-11-22" in line for line in lines)
 
 
+def test_a_path_the_client_chooses_is_logged_on_one_line_and_cut_short(client, caplog):
+    caplog.set_level(logging.INFO, logger="screening.service")
+    assert client.get("/trials/NCT1%0Astatus=200 forged" + "x" * 500).status_code == 404
+    line = [r.getMessage() for r in caplog.records if r.name == "screening.service"][-1]
+    assert "\n" not in line and "NCT1\\nstatus=200 forged" in line and line.endswith("status=404 duration_ms=" + line.rsplit("=", 1)[1])
+    assert len(line) < 400
+
+
 def test_openapi_document_is_committed():
     committed = ROOT / "openapi.json"
     current = create_app(ServiceConfig(RULES_DIR)).openapi()  # the default limits, as `screening serve` runs

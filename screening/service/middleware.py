@@ -18,6 +18,14 @@ logger = logging.getLogger("screening.service")
 
 REQUEST_ID_HEADER = b"x-request-id"
 _GOOD_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+_PATH_LIMIT = 200
+
+
+def _loggable(path: str) -> str:
+    """The request path as one log line can hold it: the client chooses it (a 404 may be any
+    text, percent-decoded), so control and non-ASCII characters are escaped and it is cut short."""
+    escaped = path.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= _PATH_LIMIT else escaped[:_PATH_LIMIT] + "..."
 
 
 class RequestContext:
@@ -56,4 +64,4 @@ class RequestContext:
                 await send({"type": "http.response.body", "body": body})
         finally:
             logger.info("request_id=%s method=%s path=%s status=%d duration_ms=%.1f", request_id, scope.get("method"),
-                        scope.get("path"), status, (time.perf_counter() - start) * 1000)
+                        _loggable(scope.get("path") or ""), status, (time.perf_counter() - start) * 1000)
