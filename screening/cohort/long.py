@@ -22,7 +22,7 @@ The same as-of date and look-back windows apply as for single profiles.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -48,18 +48,27 @@ def reading(path: Path) -> Iterator[None]:
         raise PatientDataError(f"cannot be read: {exc}", source=str(path)) from None
 
 
-def to_frame(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
-    """``table`` in pandas, integer ``id``/``patient_id`` columns as text, as a CSV gives them (in
-    pandas an integer column with a missing value is floats, and 1.0 is not the id 1)."""
+NUMBER_COLUMNS = ("value", "control", "grade")  # the long tables' numeric columns: every other one is text
+
+
+def to_frame(table: pa.Table | pa.RecordBatch, text: Iterable[str] = ("id", "patient_id")) -> pd.DataFrame:
+    """``table`` in pandas, its integer columns among ``text`` (ids, codes) as text, as a CSV gives
+    them (in pandas an integer column with a missing value is floats, and 1.0 is not the id 1)."""
     frame = table.to_pandas()
-    for name in ("id", "patient_id"):
+    for name in text:
         if name in table.schema.names and pa.types.is_integer(table.schema.field(name).type):
             frame[name] = table.column(name).cast(pa.string()).to_pandas().to_numpy()
     return frame
 
 
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """A long table from Parquet: integer codes (SNOMED, procedure codes, ids) read as the text a CSV gives."""
+    table = pq.read_table(path)
+    return to_frame(table, [name for name in table.schema.names if name not in NUMBER_COLUMNS])
+
+
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
-    for suffix, reader in ((".parquet", lambda p: to_frame(pq.read_table(p))), (".csv", lambda p: pd.read_csv(p, **CSV_OPTIONS))):
+    for suffix, reader in ((".parquet", _read_parquet), (".csv", lambda p: pd.read_csv(p, **CSV_OPTIONS))):
         path = folder / f"{name}{suffix}"
         if path.exists():
             with reading(path):
