@@ -33,14 +33,17 @@ class _Result(BaseModel):
     @classmethod
     def _unvalidated(cls, fields: dict[str, Any], fields_set: set[str]) -> Self:
         model = _new(cls)
-        _set(model, "__dict__", fields)
-        _set(model, "__pydantic_fields_set__", fields_set)
-        _set(model, "__pydantic_extra__", None)
-        _set(model, "__pydantic_private__", None)
+        _set_dict(model, fields)
+        _set_fields_set(model, fields_set)
+        _set_extra(model, None)
+        _set_private(model, None)
         return model
 
 
-_new, _set = object.__new__, object.__setattr__  # BaseModel defines neither: the plain object ones
+_new = object.__new__  # BaseModel defines no __new__: the plain object one
+# BaseModel's slots, set through their descriptors (object.__setattr__ would look each one up by name)
+_set_dict, _set_fields_set, _set_extra, _set_private = (
+    vars(BaseModel)[slot].__set__ for slot in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
 
 
 @cache

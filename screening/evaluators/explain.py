@@ -270,10 +270,12 @@ def _imaging(expr: ImagingFinding) -> Evaluator:
 
     def run(facts: PatientFacts) -> NodeResult:
         finding = facts.imaging(name, modality, within)
+        if finding.value:
+            return _finding(finding, f"{kinds} shows {shown}")
         window = (within or facts.defaults.imaging_within).describe()
         if finding.value is None:
             return NodeResult(None, (), finding.missing, f"no {kinds} in the last {window}")
-        return _finding(finding, f"{kinds} shows {shown}" if finding.value else f"{kinds} in the last {window} does not show {shown}")
+        return _finding(finding, f"{kinds} in the last {window} does not show {shown}")
 
     return run
 
@@ -343,14 +345,18 @@ def _compiled_criterion(criterion: Criterion) -> tuple[Criterion, Evaluator, Eva
     return entry
 
 
+_NOT_ASKED = NodeResult(None)  # the rule of a criterion that does not apply: neither evaluated nor reported
+
+
 def evaluate_criterion(criterion: Criterion, facts: PatientFacts) -> CriterionResult:
     _, rule_of, applies_of = _compiled_criterion(criterion)
-    rule = rule_of(facts)
     if applies_of is None:
+        rule = rule_of(facts)
         outcome = logic.outcome_of(rule.value)
         evidence, missing, reason = rule.evidence, rule.missing, rule.reason
     else:
         applies = applies_of(facts)
+        rule = _NOT_ASKED if applies.value is False else rule_of(facts)  # a criterion that does not apply is not evaluated
         outcome = logic.applicable(applies.value, rule.value, criterion.kind)
         if outcome is Outcome.NOT_APPLICABLE:
             evidence, missing, reason = applies.evidence, (), applies.reason
