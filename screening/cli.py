@@ -143,7 +143,7 @@ def screen_cohort_command(
         else:
             _screen_locally(cohort, out, ruleset, screening_date, trial, chunk_size, summary, workers or os.cpu_count() or 1)
     except (ScreeningError, OSError) as exc:  # OSError: a cohort file not found, results not writable
-        raise _fail(str(exc)) from None
+        raise _fail("\n".join([str(exc), *getattr(exc, "__notes__", ())])) from None  # notes: where the rows so far are
     table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
     columns = ["eligible", "undetermined", "ineligible", "error"]
     table.add_column("trial")

@@ -273,7 +273,30 @@ def test_an_error_leaving_the_writer_is_not_replaced_by_a_failed_background_writ
         writer.write(frame.drop(columns=["error"]))  # fails in the writer's thread
         raise stopped
     assert raised.value is stopped
-    assert stopped.__notes__ == [f"{path}: writing the results also failed (ValueError)"]  # its type, not its text
+    assert stopped.__notes__ == [f"{path}: writing the results also failed (ValueError)",  # its type, not its text
+                                 f"{path}: not written; the rows screened before the error are in {path}.partial"]
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_a_run_that_stops_leaves_the_earlier_results_and_its_rows_so_far_apart(rules, tmp_path, suffix):
+    """Results appear whole or not at all: a file named as the results never holds part of a run."""
+    frames = screen_cohort(read_cohort(COHORTS / "flat-sample.csv", 5), rules, AS_OF)
+    path = tmp_path / f"results.{suffix}"
+    with ResultWriter(path) as writer:
+        writer.write(next(frames))
+    earlier = path.read_bytes()
+    stopped = RuntimeError("screening stopped")
+    with pytest.raises(RuntimeError), ResultWriter(path) as writer:
+        writer.write(next(frames))
+        raise stopped
+    assert path.read_bytes() == earlier
+    partial = tmp_path / f"results.{suffix}.partial"
+    rows = pd.read_csv(partial) if suffix == "csv" else pd.read_parquet(partial)
+    assert len(rows) == 5 * len(rules.trials)
+    assert stopped.__notes__ == [f"{path}: not written; the rows screened before the error are in {partial}"]
+    with ResultWriter(path) as writer:
+        writer.write(next(frames))
+    assert not partial.exists() and path.read_bytes() != earlier
 
 
 @pytest.mark.parametrize(("suffix", "pools"), [("csv", 0), ("parquet", 1)])
@@ -300,6 +323,19 @@ def test_the_cli_progress_display_starts_after_the_workers_are_forked(tmp_path, 
                                       "--rules", str(RULES_DIR), "--as-of", "2026-11-22", "--chunk-size", "5", "--workers", "2"])
     assert result.exit_code == 0, result.output
     assert workers_at_start == [2]
+
+
+def test_a_cli_run_stopped_by_a_malformed_line_writes_no_results_and_says_where_the_rows_are(tmp_path):
+    lines = (COHORTS / "flat-sample.csv").read_text().splitlines()
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("\n".join(lines[:8] + [lines[8] + ",one,cell,too,many"] + lines[9:]) + "\n")
+    out = tmp_path / "results.csv"
+    result = CliRunner().invoke(app, ["screen-cohort", str(cohort), "--out", str(out), "--rules", str(RULES_DIR),
+                                      "--as-of", "2026-11-22", "--chunk-size", "5", "--workers", "1"])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "cohort.csv: cannot be read" in message and f"the rows screened before the error are in {out}.partial" in message
+    assert not out.exists() and len(pd.read_csv(f"{out}.partial")) == 5 * 2
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])

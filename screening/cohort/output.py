@@ -1,7 +1,13 @@
-"""Write cohort results chunk by chunk (CSV or Parquet, by the output's suffix)."""
+"""Write cohort results chunk by chunk (CSV or Parquet, by the output's suffix).
+
+Rows go to ``<results>.partial`` beside the results file, renamed to it once every row is
+written: a results file is always a whole run's (a run that stops leaves the earlier file, if any,
+untouched, and its rows so far in the ``.partial`` file, which the error names).
+"""
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -29,10 +35,12 @@ class ResultWriter:
     """Appends result frames to ``path`` without holding the whole cohort in memory. Parquet is
     encoded in a background thread (without the GIL) while the caller screens the next chunk: one
     table in flight at most, and a failure to write is raised by the next ``write`` or ``close``
-    (leaving a ``with`` block on an error, that error is raised instead, with a note of the failure)."""
+    (leaving a ``with`` block on an error, that error is raised instead, with a note of the failure).
+    The rows are written to :attr:`partial` and renamed to ``path`` by :meth:`close`."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
         self.format = self.path.suffix.lower().lstrip(".")
         if self.format not in ("csv", "parquet"):
             raise ScreeningError(f"{self.path}: results are written as .csv or .parquet")
@@ -43,12 +51,12 @@ class ResultWriter:
 
     def write(self, frame: pd.DataFrame) -> None:
         if self.format == "csv":
-            frame.to_csv(self.path, mode="a" if self._started else "w", header=not self._started, index=False)
+            frame.to_csv(self.partial, mode="a" if self._started else "w", header=not self._started, index=False)
         else:
             table = pa.table({name: _text(frame[name]) for name in frame.columns})
             self._wait()
             if self._parquet is None:
-                self._parquet = pq.ParquetWriter(self.path, table.schema)
+                self._parquet = pq.ParquetWriter(self.partial, table.schema)
             if self._encoder is None:
                 self._encoder = ThreadPoolExecutor(1, thread_name_prefix="result-writer")
             self._encoding = self._encoder.submit(self._parquet.write_table, table)
@@ -63,6 +71,7 @@ class ResultWriter:
         if not self._started:  # no rows: the file still has the result columns
             self.write(pd.DataFrame({name: pd.Categorical([]) for name in COLUMNS}))
         self._finish()
+        os.replace(self.partial, self.path)  # atomic: readers see the old results or the whole new ones
 
     def _finish(self) -> None:
         try:
@@ -81,6 +90,8 @@ class ResultWriter:
             self.close()
             return
         try:
-            self._finish()  # what was written, and no empty results file standing for a run that failed
+            self._finish()  # the rows so far stay in the .partial file; the results file is not touched
         except Exception as failure:  # the caller's error stays the one raised; the write error's text may quote patient data
             value.add_note(f"{self.path}: writing the results also failed ({type(failure).__name__})")
+        if self._started:
+            value.add_note(f"{self.path}: not written; the rows screened before the error are in {self.partial}")
