@@ -140,6 +140,7 @@ def test_bad_patient_is_422_with_field(client, body, field):
     ({"as_of": "22/11/2026"}, json.dumps(_p01()), "as_of"),
     ({"as_of": "0001-01-01"}, json.dumps(_p01()), "as_of"),
     ({"engine": "rete"}, json.dumps(_p01()), "engine"),
+    (QUERY, json.dumps({"patient": _p01(), "trial": []}), "trial"),  # no trial at all: a mistake, not an empty answer
     (QUERY, "{not json", None),
     (QUERY, "[1, 2]", None),
     (QUERY, "[" * 100_000, None),

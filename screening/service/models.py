@@ -38,7 +38,7 @@ class ScreenRequest(_Model):
 
     patient: dict = Field(description="A native patient profile or a FHIR R4 Bundle (detected by resourceType)")
     as_of: str | None = Field(default=None, pattern=DATE_PATTERN, description="Screening date, YYYY-MM-DD")
-    trial: tuple[str, ...] | None = Field(default=None, description="Only these trials")
+    trial: tuple[str, ...] | None = Field(default=None, min_length=1, description="Only these trials (at least one)")
     engine: ServiceEngine | None = None
 
 
