@@ -44,6 +44,19 @@ def test_dask_reads_a_flat_table_as_the_in_process_reader(tmp_path, suffix):
     pd.testing.assert_frame_equal(read_flat(path).compute().reset_index(drop=True).fillna("").astype(object), in_process.fillna("").astype(object))
 
 
+def test_dask_reads_integer_parquet_ids_as_the_in_process_reader(tmp_path):
+    """Integer ids with one missing, in a file without pandas metadata (as other tools write it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "cohort.parquet"
+    pq.write_table(pa.table({"id": pa.array([1, None, 3], pa.int64()), "birth_date": ["1970-01-01"] * 3}), path)
+    in_process = pd.concat(read_cohort(path), ignore_index=True)
+    on_dask = read_flat(path).compute(scheduler="sync").reset_index(drop=True)
+    ids = lambda frame: [None if pd.isna(v) else v for v in frame["id"]]  # noqa: E731 - a missing id is None or NaN: both blank
+    assert ids(on_dask) == ids(in_process) == ["1", None, "3"]
+
+
 def test_rows_with_errors_are_counted_as_in_process_whatever_their_ids():
     rules = load_rules(RULES_DIR)
     table = pd.DataFrame({"id": ["", "", "P", "P", "Q"], "birth_date": ["1970-01-01", "x", "y", "1970-13-01", "1970-01-01"]})

@@ -31,7 +31,18 @@ def read_flat(path: str | Path) -> dd.DataFrame:
     """A flat cohort table (``.csv`` or ``.parquet``) as a Dask dataframe, its cells read as
     :func:`screening.cohort.read_cohort` reads them."""
     path = Path(path)
-    return dd.read_csv(path, **CSV_OPTIONS) if path.suffix.lower() == ".csv" else dd.read_parquet(path)
+    if path.suffix.lower() == ".csv":
+        return dd.read_csv(path, **CSV_OPTIONS)
+    frame = dd.read_parquet(path)
+    if "id" in frame.columns and pd.api.types.is_numeric_dtype(frame["id"].dtype):
+        frame["id"] = frame["id"].map_partitions(_integer_ids_as_text, meta=("id", object))
+    return frame
+
+
+def _integer_ids_as_text(ids: pd.Series) -> pd.Series:
+    """Integer ids as the text a CSV gives (the in-process reader casts them in Arrow): with one
+    missing, a partition holds them as floats, and 1.0 is not the id 1."""
+    return pd.Series([None if pd.isna(v) else str(int(v)) if float(v).is_integer() else str(v) for v in ids], index=ids.index, dtype=object)
 
 
 def screen_frame(frame: pd.DataFrame, rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None) -> pd.DataFrame:
