@@ -262,6 +262,8 @@ CASES = [
          {"conditions": [{"icd10": "B18.1"}]}, [W("assumption", "Condition", False)]),
     Case("condition-abated-without-status", [condition((ICD10, "B18.1"), clinical=None, abatementDateTime="2020-01-01")],
          {"conditions": [{"icd10": "B18.1", "resolved": "2020-01-01", "status": "resolved"}]}),
+    Case("condition-active-but-abated", [condition((ICD10, "B18.1"), abatementDateTime="2020-01-01")],  # breaks FHIR invariant con-4
+         {"conditions": [{"icd10": "B18.1", "resolved": "2020-01-01"}]}, [W("assumption", "Condition", False)]),
     Case("condition-refuted", [condition((ICD10, "B18.2"), verification="refuted")], {"conditions": []},
          [W("status_excluded", "Condition")]),
     Case("condition-entered-in-error", [condition((ICD10, "B18.2"), verification="entered-in-error")], {"conditions": None},

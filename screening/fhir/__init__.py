@@ -37,7 +37,8 @@ Mapping (R4)
 - **Condition**: ICD-10 (``http://hl7.org/fhir/sid/icd-10``) or ICD-10-CM -> ``icd10``, SNOMED CT
   -> ``snomed``; ``onsetDateTime`` / ``onsetPeriod``; ``abatementDateTime`` / ``abatementPeriod``
   (its end) -> ``resolved``; ``clinicalStatus`` -> ``status`` (missing: resolved when abated, else
-  active, with a warning). ``verificationStatus`` refuted or entered-in-error: skipped with a
+  active, with a warning; active, recurrence or relapse with an abatement date breaks invariant
+  con-4: kept, not active from that date, with a warning). ``verificationStatus`` refuted or entered-in-error: skipped with a
   warning; unconfirmed/provisional/differential: kept, with a warning.
 - **Observation** (status entered-in-error/cancelled skipped): the first LOINC coding that is an
   analyte of :mod:`screening.clinical.analytes`. Numeric analytes need ``valueQuantity`` with a

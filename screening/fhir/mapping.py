@@ -20,6 +20,7 @@ from ..clinical.analytes import ANALYTE_BY_LOINC, Analyte
 from ..clinical.units import check_unit
 from ..errors import UnitError
 from ..patient.model import (
+    ACTIVE_CONDITION_STATUSES,
     Assessment,
     AssessmentName,
     Comparator,
@@ -353,8 +354,11 @@ class ProfileBuilder:
             self.warn(item, WarningCode.ASSUMPTION, f"clinicalStatus {'missing' if clinical is None else repr(clinical)}: read as active",
                       field="clinicalStatus", skipped=False)
         prefer = (C.ICD10, icd10) if icd10 else (C.SNOMED, snomed)
-        self._append(item, self._conditions, Condition, icd10=icd10, snomed=snomed, display=_text(c.code, prefer),
-                     onset=onset, resolved=resolved, status=status)
+        kept = self._append(item, self._conditions, Condition, icd10=icd10, snomed=snomed, display=_text(c.code, prefer),
+                            onset=onset, resolved=resolved, status=status)
+        if kept and resolved is not None and status in ACTIVE_CONDITION_STATUSES:  # FHIR invariant con-4: an abated condition is not active
+            self.warn(item, WarningCode.ASSUMPTION, f"clinicalStatus {clinical} but abated on {resolved.isoformat()} (FHIR invariant con-4): "
+                      "not active from that date", field="clinicalStatus", skipped=False)
 
     def _observation(self, item: _Item) -> None:
         obs = item.resource
@@ -739,13 +743,16 @@ class ProfileBuilder:
             self.warn(item, WarningCode.ASSUMPTION, f"an empty {label} (emptyReason {reason or 'missing'}): not reviewed",
                       field="emptyReason", skipped=False)
 
-    def _append(self, item: _Item, target: list, model: type, **values: Any) -> None:
+    def _append(self, item: _Item, target: list, model: type, **values: Any) -> bool:
+        """Append ``model(**values)`` to ``target``; False, with a warning, when the values do not validate."""
         try:
             target.append(model(**values))
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
             self.warn(item, WarningCode.UNMAPPABLE_VALUE, f"cannot be used: {error['msg']}",
                       field=".".join(str(p) for p in error["loc"]) or None)
+            return False
+        return True
 
 
 HANDLERS: dict[str, Callable[[ProfileBuilder, _Item], None]] = {
