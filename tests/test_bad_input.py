@@ -112,10 +112,23 @@ def test_bad_rules_file(rules_copy, text, problem):
         load_rules(rules_copy)
 
 
-def test_bad_code_list(rules_copy):
-    (rules_copy / "codelists" / "broken.yaml").write_text("id: broken\ntitle: x\ncodes: {icd10: ['not a code']}\n")
-    with pytest.raises(RulesError, match=r"broken.yaml: codes.icd10: .*not an ICD-10 code"):
+@pytest.mark.parametrize(
+    ("icd10", "problem"),
+    [
+        ("['not a code']", "not an ICD-10 code or range: 'not a code'"),
+        ("['E10-E09']", "range 'E10-E09' is reversed (write E09-E10)"),
+        ("['K74-K70']", "range 'K74-K70' is reversed (write K70-K74)"),
+        ("['E10-E14', 'E12-E16']", "ranges 'E10-E14' and 'E12-E16' overlap"),
+        ("['B20-B24', 'C00-C97', 'B24-B30']", "ranges 'B20-B24' and 'B24-B30' overlap"),
+        ("['C00-C97', 'C50-C50']", "ranges 'C00-C97' and 'C50-C50' overlap"),
+    ],
+)
+def test_bad_code_list(rules_copy, icd10, problem):
+    path = rules_copy / "codelists" / "broken.yaml"
+    path.write_text(f"id: broken\ntitle: x\ncodes: {{icd10: {icd10}}}\n")
+    with pytest.raises(RulesError) as caught:
         load_rules(rules_copy)
+    assert str(caught.value) == f"{path}: codes.icd10: Value error, {problem}"
 
 
 def test_missing_rules_directory(tmp_path):
