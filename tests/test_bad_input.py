@@ -70,6 +70,15 @@ BAD_RULES = [
      "I1", ["rule.imaging.finding"], "cirrhosis"),
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: procedure, codes: tips, within: {years: 3000}}}",
      "I1", ["rule.procedure.within.years"], None),
+    # thresholds every engine can compare: durable_rules takes plain decimals only
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '<', value: 1.0e+20}}",
+     "I1", ["fact 'age': threshold 1e+20 is out of range"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: lab.bilirubin, op: '>', value: 0.00001, unit: mg/dL}}",
+     "I1", ["fact 'lab.bilirubin': threshold 1e-05 mg/dL is out of range"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: range, fact: lab.bilirubin, min: 0, max: 0.001, unit: umol/L}}",
+     "I1", ["threshold 0.001 umol/L (5.84795e-05 mg/dL) is out of range"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: lab.hbv_dna, op: '<', value: 1.0e+308, unit: 'k[IU]/mL'}}",
+     "I1", ["threshold 1e+308 k[IU]/mL (inf [IU]/mL) is out of range"], None),
 ]
 
 
