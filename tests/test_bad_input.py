@@ -70,6 +70,17 @@ BAD_RULES = [
      "I1", ["rule.imaging.finding"], "cirrhosis"),
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: procedure, codes: tips, within: {years: 3000}}}",
      "I1", ["rule.procedure.within.years"], None),
+    # YAML reads yes/no/true/false/on/off as booleans: never a number
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '>=', value: yes}}",
+     "I1", ["rule.compare.value: Value error, a number is needed, not True"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: range, fact: age, min: 18, max: on}}",
+     "I1", ["rule.range.max: Value error, a number is needed, not True"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: procedure, codes: dialysis, within: {days: true}}}",
+     "I1", ["rule.procedure.within.days: Value error, a number is needed, not True"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: procedure, codes: dialysis, at_least: true}}",
+     "I1", ["rule.procedure.at_least: Value error, a number is needed, not True"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: at_least, n: yes, of: [{type: is, fact: sex, value: male}]}}",
+     "I1", ["rule.at_least.n: Value error, a number is needed, not True"], None),
     # thresholds every engine can compare: durable_rules takes plain decimals only
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '<', value: 1.0e+20}}",
      "I1", ["fact 'age': threshold 1e+20 is out of range"], None),
