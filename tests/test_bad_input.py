@@ -70,6 +70,8 @@ BAD_RULES = [
      "I1", ["rule.imaging.finding"], "cirrhosis"),
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: procedure, codes: tips, within: {years: 3000}}}",
      "I1", ["rule.procedure.within.years"], None),
+    ("  - {id: I1, kind: inclusion, text: '  ', rule: {type: is, fact: sex, value: male}}",
+     "I1", ["text: String should match pattern"], None),
     # YAML reads yes/no/true/false/on/off as booleans: never a number
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '>=', value: yes}}",
      "I1", ["rule.compare.value: Value error, a number is needed, not True"], None),

@@ -260,7 +260,7 @@ class Criterion(_Rule):
 
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
     kind: CriterionKind
-    text: str = Field(min_length=1, description="Quoted from the registry record")
+    text: str = Field(min_length=1, pattern=r"\S", description="Quoted from the registry record")
     reading: str | None = Field(default=None, description="How ambiguous text was read, for reviewers")
     applies_when: Expr | None = None
     rule: Expr
