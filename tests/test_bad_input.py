@@ -70,6 +70,28 @@ BAD_RULES = [
      "I1", ["rule.imaging.finding"], "cirrhosis"),
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: procedure, codes: tips, within: {years: 3000}}}",
      "I1", ["rule.procedure.within.years"], None),
+    ("  - {id: I1, kind: inclusion, text: '  ', rule: {type: is, fact: sex, value: male}}",
+     "I1", ["text: String should match pattern"], None),
+    # YAML reads yes/no/true/false/on/off as booleans: never a number
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '>=', value: yes}}",
+     "I1", ["rule.compare.value: Value error, a number is needed, not True"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: range, fact: age, min: 18, max: on}}",
+     "I1", ["rule.range.max: Value error, a number is needed, not True"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: procedure, codes: dialysis, within: {days: true}}}",
+     "I1", ["rule.procedure.within.days: Value error, a number is needed, not True"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: procedure, codes: dialysis, at_least: true}}",
+     "I1", ["rule.procedure.at_least: Value error, a number is needed, not True"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: at_least, n: yes, of: [{type: is, fact: sex, value: male}]}}",
+     "I1", ["rule.at_least.n: Value error, a number is needed, not True"], None),
+    # thresholds every engine can compare: durable_rules takes plain decimals only
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: age, op: '<', value: 1.0e+20}}",
+     "I1", ["fact 'age': threshold 1e+20 is out of range"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: lab.bilirubin, op: '>', value: 0.00001, unit: mg/dL}}",
+     "I1", ["fact 'lab.bilirubin': threshold 1e-05 mg/dL is out of range"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: range, fact: lab.bilirubin, min: 0, max: 0.001, unit: umol/L}}",
+     "I1", ["threshold 0.001 umol/L (5.84795e-05 mg/dL) is out of range"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: lab.hbv_dna, op: '<', value: 1.0e+308, unit: 'k[IU]/mL'}}",
+     "I1", ["threshold 1e+308 k[IU]/mL (inf [IU]/mL) is out of range"], None),
 ]
 
 
@@ -112,10 +134,23 @@ def test_bad_rules_file(rules_copy, text, problem):
         load_rules(rules_copy)
 
 
-def test_bad_code_list(rules_copy):
-    (rules_copy / "codelists" / "broken.yaml").write_text("id: broken\ntitle: x\ncodes: {icd10: ['not a code']}\n")
-    with pytest.raises(RulesError, match=r"broken.yaml: codes.icd10: .*not an ICD-10 code"):
+@pytest.mark.parametrize(
+    ("icd10", "problem"),
+    [
+        ("['not a code']", "not an ICD-10 code or range: 'not a code'"),
+        ("['E10-E09']", "range 'E10-E09' is reversed (write E09-E10)"),
+        ("['K74-K70']", "range 'K74-K70' is reversed (write K70-K74)"),
+        ("['E10-E14', 'E12-E16']", "ranges 'E10-E14' and 'E12-E16' overlap"),
+        ("['B20-B24', 'C00-C97', 'B24-B30']", "ranges 'B20-B24' and 'B24-B30' overlap"),
+        ("['C00-C97', 'C50-C50']", "ranges 'C00-C97' and 'C50-C50' overlap"),
+    ],
+)
+def test_bad_code_list(rules_copy, icd10, problem):
+    path = rules_copy / "codelists" / "broken.yaml"
+    path.write_text(f"id: broken\ntitle: x\ncodes: {{icd10: {icd10}}}\n")
+    with pytest.raises(RulesError) as caught:
         load_rules(rules_copy)
+    assert str(caught.value) == f"{path}: codes.icd10: Value error, {problem}"
 
 
 def test_missing_rules_directory(tmp_path):

@@ -45,9 +45,19 @@ class CodeSet(BaseModel):
     @field_validator("icd10")
     @classmethod
     def _icd10(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        ranges: list[tuple[str, str, str]] = []
         for entry in entries:
             if not (_ICD10_ENTRY.match(entry.removeprefix("=")) or _ICD10_RANGE.match(entry)):
                 raise ValueError(f"not an ICD-10 code or range: {entry!r}")
+            if "-" in entry:
+                low, high = entry.split("-")
+                if low > high:
+                    raise ValueError(f"range {entry!r} is reversed (write {high}-{low})")
+                ranges.append((low, high, entry))
+        ranges.sort()
+        for (_, high, entry), (low, _, following) in zip(ranges, ranges[1:]):
+            if low <= high:
+                raise ValueError(f"ranges {entry!r} and {following!r} overlap")
         return entries
 
     @field_validator("atc")

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..clinical.units import check_unit
+from ..clinical.units import check_unit, conversion_factor, round_significant
 from ..errors import RulesError, UnitError
 from ..facts.catalog import FACTS, QUALITATIVE_ANALYTES, SCORES
 from ..facts.resolve import DIALYSIS_CODELIST
@@ -40,6 +40,7 @@ from .model import (
 )
 
 CODELIST_DIR = "codelists"
+THRESHOLD_MAGNITUDE = (1e-4, 1e15)  # a threshold in canonical units: 0, or a magnitude every engine compares exactly (durable_rules takes plain decimals only)
 _MODELS_BY_TAG: dict[str, type[BaseModel]] = {m.model_fields["type"].annotation.__args__[0]: m for m in EXPRESSION_TYPES}  # type: ignore[attr-defined,union-attr]
 
 
@@ -174,7 +175,7 @@ def _check_expression(expr: Any, codelists: Mapping[str, CodeList]) -> str | Non
                 return f"fact {expr.fact!r}: {exc.problem}"
         elif expr.unit not in (None, spec.unit):
             return f"fact {expr.fact!r}: unit {expr.unit!r} not allowed" + (f" (use {spec.unit!r})" if spec.unit else " (it has no unit)")
-        return None
+        return _threshold_problem(expr, spec)
     if isinstance(expr, LabResult) and expr.analyte not in QUALITATIVE_ANALYTES:
         return f"unknown qualitative analyte {expr.analyte!r}"
     if isinstance(expr, (HasCondition, HasMedication, HasProcedure)):
@@ -189,6 +190,23 @@ def _check_expression(expr: Any, codelists: Mapping[str, CodeList]) -> str | Non
         }[type(expr)]
         if not usable:
             return f"code list {expr.codes!r} has no codes usable for a {expr.type}"
+    return None
+
+
+def _threshold_problem(expr: Compare | Range, spec: Any) -> str | None:
+    """A threshold whose value in the fact's canonical unit is infinite, or too large or too small
+    to compare exactly (``1e20``, ``0.00001 mg/dL``), or None."""
+    low, high = THRESHOLD_MAGNITUDE
+    for value in (expr.value,) if isinstance(expr, Compare) else (expr.min, expr.max):
+        if value is None:
+            continue
+        factor = conversion_factor(spec.analyte, expr.unit) if spec.analyte is not None and expr.unit is not None else 1.0
+        canonical = round_significant(value * factor)
+        if canonical == 0 or low <= abs(canonical) < high or (abs(canonical) < high and canonical == int(canonical)):
+            continue
+        unit = f" {expr.unit}" if expr.unit else ""
+        converted = f" ({canonical:g} {spec.unit})" if factor != 1.0 else ""
+        return f"fact {expr.fact!r}: threshold {value:g}{unit}{converted} is out of range (0, or {low:g} to {high:g} in magnitude)"
     return None
 
 

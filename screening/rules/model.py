@@ -30,7 +30,7 @@ from enum import StrEnum
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from ..logic import CriterionKind
 from ..patient.model import ImagingFinding as Finding
@@ -41,13 +41,23 @@ class _Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic would read True as 1
+        raise ValueError(f"a number is needed, not {value!r} (YAML reads yes/no/true/false/on/off as booleans)")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(_not_bool)]
+Count = Annotated[int, BeforeValidator(_not_bool)]
+
+
 class Window(_Rule):
     """A look-back period ending at the screening date (inclusive at both ends)."""
 
-    days: int | None = Field(default=None, ge=0, le=36_600)
-    weeks: int | None = Field(default=None, ge=0, le=5_300)
-    months: int | None = Field(default=None, ge=0, le=1_200)
-    years: int | None = Field(default=None, ge=0, le=100)
+    days: Annotated[int, Field(ge=0, le=36_600), BeforeValidator(_not_bool)] | None = None
+    weeks: Annotated[int, Field(ge=0, le=5_300), BeforeValidator(_not_bool)] | None = None
+    months: Annotated[int, Field(ge=0, le=1_200), BeforeValidator(_not_bool)] | None = None
+    years: Annotated[int, Field(ge=0, le=100), BeforeValidator(_not_bool)] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Window:
@@ -110,7 +120,7 @@ class Not(_Rule):
 
 class AtLeast(_Rule):
     type: Literal["at_least"]
-    n: int = Field(ge=1)
+    n: Count = Field(ge=1)
     of: tuple[Expr, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -124,7 +134,7 @@ class Compare(_Rule):
     type: Literal["compare"]
     fact: str
     op: Op
-    value: float
+    value: Number
     unit: str | None = None
     within: Window | None = None
 
@@ -132,8 +142,8 @@ class Compare(_Rule):
 class Range(_Rule):
     type: Literal["range"]
     fact: str
-    min: float | None = None
-    max: float | None = None
+    min: Number | None = None
+    max: Number | None = None
     min_inclusive: bool = True
     max_inclusive: bool = True
     unit: str | None = None
@@ -202,7 +212,7 @@ class HasProcedure(_Rule):
     type: Literal["procedure"]
     codes: str
     within: Window | None = None  # None: ever, up to the screening date
-    at_least: int = Field(default=1, ge=1)
+    at_least: Count = Field(default=1, ge=1)
 
 
 class ImagingFinding(_Rule):
@@ -250,7 +260,7 @@ class Criterion(_Rule):
 
     id: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
     kind: CriterionKind
-    text: str = Field(min_length=1, description="Quoted from the registry record")
+    text: str = Field(min_length=1, pattern=r"\S", description="Quoted from the registry record")
     reading: str | None = Field(default=None, description="How ambiguous text was read, for reviewers")
     applies_when: Expr | None = None
     rule: Expr
