@@ -122,3 +122,18 @@ def test_watch_cli_reads_a_file_and_stdin():
     assert _transitions(lines)[-1] == ("NCT04357600", "eligible", "ineligible")
     from_stdin = runner.invoke(app, ["watch", "--rules", str(RULES_DIR), "--as-of", "2026-11-22"], input=STREAM.read_text())
     assert from_stdin.output == from_file.output
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("[" * 100_000, "not valid JSON: nested too deeply"),
+        ('{"type": "discharge", "patient_id": ' + "[" * 5_000 + "]" * 5_000 + "}", "not valid JSON: nested too deeply"),
+        (b'{"type": "discharge", "patient_id": "\xff"}', "not valid JSON: not UTF-8"),
+        ("{", "not valid JSON: Expecting property name enclosed in double quotes at column 2"),
+    ],
+)
+def test_a_line_json_cannot_decode_is_an_error_record_and_the_stream_goes_on(rules, line, problem):
+    discharge = '{"type": "discharge", "patient_id": "P"}'
+    records = list(Watcher(rules, AS_OF).run([line, discharge]))
+    assert records == [{"error": problem, "line": 1}, {"patient_id": "P", "discharged": True}]

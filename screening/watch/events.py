@@ -108,6 +108,10 @@ def parse_event(line: str | bytes | dict[str, Any]) -> Any:
         data = json.loads(line) if isinstance(line, (str, bytes)) else line
     except json.JSONDecodeError as exc:
         raise PatientDataError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except UnicodeDecodeError:  # bytes that are not UTF-8 (a str line never raises this)
+        raise PatientDataError("not valid JSON: not UTF-8") from None
+    except RecursionError:  # json's decoder recurses per nesting level: "[" * 100_000 stopped the stream
+        raise PatientDataError("not valid JSON: nested too deeply") from None
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
