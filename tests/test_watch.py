@@ -70,12 +70,15 @@ def test_set_fields_and_per_event_screening_date(rules):
         ({"type": "set", "patient_id": "P", "fields": {"name": "x"}}, "fields.name"),
         ({"type": "profile", "patient": {"id": "P", "sex": "x"}}, "profile.patient.sex"),
         ([1, 2], "valid dictionary"),
+        # validator messages that quote the value they refuse
+        ({"type": "upsert_condition", "patient_id": "P", "item": {"icd10": "SECRET"}}, "field upsert_condition.item.icd10: invalid value"),
+        ({"type": "profile", "patient": {"id": "P", "conditions": [{"icd10": "SECRET"}]}}, "field profile.patient.conditions.0.icd10: invalid value"),
     ],
 )
 def test_malformed_events_name_the_field_and_carry_no_values(rules, event, problem):
     [record] = Watcher(rules, AS_OF).handle(json.dumps(event), number=7)
     assert record["line"] == 7 and problem in record["error"]
-    assert "input_value" not in record["error"]
+    assert "input_value" not in record["error"] and "SECRET" not in record["error"]
 
 
 def test_error_lines_name_the_field_not_the_value(rules):

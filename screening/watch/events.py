@@ -97,8 +97,11 @@ _ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
 
 def _describe(exc: ValidationError) -> tuple[str, str]:
     """(field path, problem) of the first error, without the input value (no patient data)."""
-    error = exc.errors(include_url=False, include_input=False)[0]
+    error = exc.errors(include_url=False)[0]
     path = ".".join(str(p) for p in error["loc"])
+    value = error.get("input")
+    if isinstance(value, (str, int, float)) and (repr(value) if isinstance(value, str) else str(value)) in error["msg"]:
+        return path, "invalid value"  # a validator's message quoting the value it refused
     return path, error["msg"]
 
 
