@@ -43,13 +43,14 @@ def _date(days_back: int) -> str:
 
 dates = st.sampled_from(DAYS_BACK + [-1, -30]).map(_date)  # a few after the screening date
 past_dates = st.sampled_from(DAYS_BACK).map(_date)
+recent_dates = st.sampled_from([d for d in DAYS_BACK if d <= 30]).map(_date)  # inside every look-back window
 
 
-def _lab(name: str) -> st.SearchStrategy[dict[str, Any]]:
+def _lab(name: str, when: st.SearchStrategy[str] = dates) -> st.SearchStrategy[dict[str, Any]]:
     loinc, unit, _, _, values = LABS[name]
     value = st.one_of(st.sampled_from(values), st.floats(0.3, 15 if name != "sodium" else 160, allow_nan=False).map(lambda v: round(v, 2)))
     return st.fixed_dictionaries(
-        {"loinc": st.just(loinc), "value": value, "unit": st.just(unit), "date": dates},
+        {"loinc": st.just(loinc), "value": value, "unit": st.just(unit), "date": when},
         optional={"comparator": st.sampled_from(["<", "<=", ">", ">="])},
     )
 
@@ -63,6 +64,9 @@ qualitative_lab = st.fixed_dictionaries({
     "result": st.sampled_from(["positive", "negative", "detected", "indeterminate"]),
     "date": dates,
 })
+recent_qualitative_labs = st.tuples(*(st.fixed_dictionaries({
+    "loinc": st.just(loinc), "result": st.sampled_from(["positive", "negative"]), "date": recent_dates,
+}) for loinc in ("5196-1", "2106-3"))).map(list)
 
 
 @st.composite
@@ -105,10 +109,10 @@ imaging_study = st.fixed_dictionaries({
     "date": st.sampled_from([_date(d) for d in (10, 183, 184, 300)] + [_date(-3)]),
     "findings": st.lists(st.sampled_from(FINDINGS), unique=True, max_size=3),
 })
-assessment = st.one_of(
-    st.fixed_dictionaries({"name": st.just("ascites_grade"), "grade": st.integers(0, 3), "date": dates}),
-    st.fixed_dictionaries({"name": st.just("encephalopathy_grade"), "grade": st.integers(0, 4), "date": dates}),
-)
+ascites = st.fixed_dictionaries({"name": st.just("ascites_grade"), "grade": st.integers(0, 3), "date": dates})
+encephalopathy = st.fixed_dictionaries({"name": st.just("encephalopathy_grade"), "grade": st.integers(0, 4), "date": dates})
+assessment = st.one_of(ascites, encephalopathy)
+recent_assessments = st.tuples(ascites, encephalopathy, recent_dates).map(lambda t: [{**t[0], "date": t[2]}, {**t[1], "date": t[2]}])
 birth_dates = st.one_of(
     st.sampled_from([AS_OF.replace(year=AS_OF.year - y) + dt.timedelta(days=d) for y in (18, 65, 66) for d in (-1, 0, 1)]),
     st.dates(dt.date(1930, 1, 1), dt.date(2010, 12, 31)),
@@ -117,13 +121,20 @@ birth_dates = st.one_of(
 
 @st.composite
 def patients(draw: st.DrawFn, complete: bool = False) -> dict[str, Any]:
-    """A profile; with ``complete`` every removable item is present (for the monotonicity test)."""
-    maybe = (lambda s: s) if complete else (lambda s: st.one_of(st.none(), s))
+    """A profile; with ``complete`` every removable item is present (for the monotonicity test).
+
+    One in three is worked up: every field recorded, and every lab, grade and test within the
+    shortest look-back window, so that scores such as Child-Pugh are decided, not only unknown (otherwise a full
+    recent panel is rare and the criteria on it are almost never met or not met)."""
+    worked_up = draw(st.integers(0, 2)) == 0
+    maybe = (lambda s: s) if complete or worked_up else (lambda s: st.one_of(st.none(), s))
     labs: list[dict[str, Any]] = []
     for name in LABS:
-        labs += draw(st.lists(_lab(name), min_size=1 if complete else 0, max_size=2))
+        labs += draw(st.lists(_lab(name, recent_dates if worked_up else dates), min_size=1 if complete or worked_up else 0, max_size=2))
     labs += draw(st.lists(pt_lab, max_size=1))
     labs += draw(st.lists(qualitative_lab, max_size=2))
+    if worked_up:
+        labs += draw(recent_qualitative_labs)
     profile = {
         "id": draw(st.from_regex(r"P[0-9]{1,4}", fullmatch=True)),
         "birth_date": draw(maybe(birth_dates)),
@@ -136,7 +147,7 @@ def patients(draw: st.DrawFn, complete: bool = False) -> dict[str, Any]:
         "medications": draw(maybe(st.lists(medication(), max_size=3))),
         "procedures": draw(maybe(st.lists(procedure(), max_size=3))),
         "observations": labs,
-        "assessments": draw(st.lists(assessment, min_size=2 if complete else 0, max_size=3)),
+        "assessments": draw(recent_assessments if worked_up else st.lists(assessment, min_size=2 if complete else 0, max_size=3)),
         "imaging": draw(st.lists(imaging_study, min_size=1 if complete else 0, max_size=2)),
     }
     return {k: v for k, v in profile.items() if v is not None}

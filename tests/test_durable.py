@@ -121,3 +121,37 @@ def test_a_trial_too_large_for_a_ruleset_is_refused_when_compiled(rules):
     generated = ruleset_of(rules, {"id": "NCT99999999", "title": "t", "version": "0", "source": {"url": "u"}, "criteria": [huge]})
     with pytest.raises(TooComplex, match="more than"):
         compile_trial(generated.trials["NCT99999999"])
+
+
+EDGE_RULES = [  # thresholds near the values below, in mg/dL and in SI units
+    {"type": "compare", "fact": "lab.bilirubin", "op": ">=", "value": 2, "unit": "mg/dL"},
+    {"type": "compare", "fact": "lab.bilirubin", "op": "<", "value": 51.3, "unit": "umol/L"},
+    {"type": "compare", "fact": "lab.inr", "op": ">", "value": 0},
+    {"type": "compare", "fact": "lab.inr", "op": "<", "value": 0.001},
+    {"type": "range", "fact": "lab.inr", "min": 0.5, "max": 999999},
+]
+
+
+@pytest.mark.parametrize(
+    ("loinc", "unit", "value", "comparator"),
+    [
+        ("6301-6", "1", 5e-05, None),  # json writes 5e-05, which durable_rules refuses
+        ("6301-6", "1", 1e-300, None),
+        ("6301-6", "1", 1e-05, "<"),
+        ("6301-6", "1", 0.0001, None),
+        ("6301-6", "1", 1e15 + 0.5, None),
+        ("6301-6", "1", 1e16, None),  # 1e+16
+        ("6301-6", "1", 1e300, ">"),
+        ("1975-2", "mg/dL", 3e-06, None),
+        ("14631-6", "umol/L", 5e-05, None),  # 2.9e-06 mg/dL once converted
+        ("14631-6", "umol/L", 1e20, None),
+    ],
+)
+def test_values_json_writes_with_an_exponent_agree_with_the_reference(rules, loinc, unit, value, comparator):
+    from .conftest import inline_ruleset
+
+    generated = inline_ruleset(rules, [{"id": f"X{i}", "kind": "inclusion", "text": "t", "rule": r} for i, r in enumerate(EDGE_RULES)])
+    observation = {"loinc": loinc, "value": value, "unit": unit, "date": "2026-11-20", **({"comparator": comparator} if comparator else {})}
+    patient = parse_patient({"id": "P", "observations": [observation]})
+    reference = screen(patient, generated, as_of=AS_OF)
+    assert screen(patient, generated, as_of=AS_OF, engine="durable") == reference

@@ -1,5 +1,6 @@
 """The public API is small and explicit; this pins it."""
 
+import datetime
 import inspect
 import typing
 
@@ -50,3 +51,30 @@ def test_public_annotations_resolve(name, monkeypatch):
         except Exception as exc:  # noqa: BLE001 - reported below, per target
             failures[target.__qualname__] = repr(exc)
     assert failures == {}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"as_of": "2026-11-22"}, "as_of must be a datetime.date, not str"),
+        ({"as_of": 20261122}, "as_of must be a datetime.date, not int"),
+        ({"as_of": datetime.datetime(2026, 11, 22, 9, 30)}, "as_of must be a datetime.date, not datetime"),
+        ({"trials": "NCT04357600"}, "trials must be a collection of trial ids, not one str"),
+        ({"patient": {"id": "P"}}, "patient must be a PatientProfile, not dict"),
+        ({"rules": "rules"}, "rules must be a RuleSet, not str"),
+    ],
+)
+@pytest.mark.parametrize("engine", ["explain", "durable"])
+def test_wrong_argument_types_are_a_type_error_naming_the_argument(rules, arguments, message, engine):
+    arguments = {"patient": screening.parse_patient({"id": "P"}), "rules": rules, "as_of": datetime.date(2026, 11, 22), **arguments}
+    with pytest.raises(TypeError) as raised:
+        screening.screen(**arguments, engine=engine)
+    assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize("engine", ["explain", "durable", "vectorized"])
+def test_trials_may_be_any_iterable_of_ids(rules, engine):
+    patient = screening.parse_patient({"id": "P"})
+    for trials in (["NCT04357600"], ("NCT04357600",), iter(["NCT04357600"]), (t for t in ["NCT04357600"])):
+        result = screening.screen(patient, rules, as_of=datetime.date(2026, 11, 22), trials=trials, engine=engine)
+        assert [t.trial_id for t in result.results] == ["NCT04357600"], trials

@@ -70,12 +70,15 @@ def test_set_fields_and_per_event_screening_date(rules):
         ({"type": "set", "patient_id": "P", "fields": {"name": "x"}}, "fields.name"),
         ({"type": "profile", "patient": {"id": "P", "sex": "x"}}, "profile.patient.sex"),
         ([1, 2], "valid dictionary"),
+        # validator messages that quote the value they refuse
+        ({"type": "upsert_condition", "patient_id": "P", "item": {"icd10": "SECRET"}}, "field upsert_condition.item.icd10: invalid value"),
+        ({"type": "profile", "patient": {"id": "P", "conditions": [{"icd10": "SECRET"}]}}, "field profile.patient.conditions.0.icd10: invalid value"),
     ],
 )
 def test_malformed_events_name_the_field_and_carry_no_values(rules, event, problem):
     [record] = Watcher(rules, AS_OF).handle(json.dumps(event), number=7)
     assert record["line"] == 7 and problem in record["error"]
-    assert "input_value" not in record["error"]
+    assert "input_value" not in record["error"] and "SECRET" not in record["error"]
 
 
 def test_error_lines_name_the_field_not_the_value(rules):
@@ -122,3 +125,18 @@ def test_watch_cli_reads_a_file_and_stdin():
     assert _transitions(lines)[-1] == ("NCT04357600", "eligible", "ineligible")
     from_stdin = runner.invoke(app, ["watch", "--rules", str(RULES_DIR), "--as-of", "2026-11-22"], input=STREAM.read_text())
     assert from_stdin.output == from_file.output
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("[" * 100_000, "not valid JSON: nested too deeply"),
+        ('{"type": "discharge", "patient_id": ' + "[" * 5_000 + "]" * 5_000 + "}", "not valid JSON: nested too deeply"),
+        (b'{"type": "discharge", "patient_id": "\xff"}', "not valid JSON: not UTF-8"),
+        ("{", "not valid JSON: Expecting property name enclosed in double quotes at column 2"),
+    ],
+)
+def test_a_line_json_cannot_decode_is_an_error_record_and_the_stream_goes_on(rules, line, problem):
+    discharge = '{"type": "discharge", "patient_id": "P"}'
+    records = list(Watcher(rules, AS_OF).run([line, discharge]))
+    assert records == [{"error": problem, "line": 1}, {"patient_id": "P", "discharged": True}]

@@ -72,15 +72,30 @@ def negate(cond: Cond) -> Cond:
     return or_(("nex", key), cmp(_NEGATED_OP[op], key, value))
 
 
+# json writes a float of magnitude below 1e-4, or from 1e16, with an exponent, which durable_rules
+# refuses (error 204). Thresholds must lie strictly inside (PLAIN_LOW, PLAIN_HIGH); a fact value
+# outside is sent as +-PLAIN_LOW or +-PLAIN_HIGH, which compares with every threshold as it does.
+PLAIN_LOW, PLAIN_HIGH = 1e-4, 10**15
+
+
 def plain_number(value: float) -> float | int:
-    """A number durable_rules accepts: a plain decimal (no exponent), never NaN."""
+    """A threshold durable_rules accepts: a plain decimal (no exponent), never NaN."""
     if not math.isfinite(value):
         return value  # only compile-time bounds are infinite, and those are never sent
-    if value == int(value) and abs(value) < 1e15:
+    if value == int(value) and abs(value) < PLAIN_HIGH:
         return int(value)
-    if not 1e-4 <= abs(value) < 1e15:
-        raise EvaluatorGap(f"value {value!r} has no plain decimal form durable_rules accepts")
+    if not PLAIN_LOW < abs(value) < PLAIN_HIGH:
+        raise EvaluatorGap(f"threshold {value!r} has no plain decimal form durable_rules accepts")
     return value
+
+
+def plain_value(value: float) -> float | int:
+    """A fact value as a plain decimal that compares with every threshold as ``value`` does."""
+    if abs(value) >= PLAIN_HIGH:
+        return int(math.copysign(PLAIN_HIGH, value))
+    if value == int(value):
+        return int(value)
+    return math.copysign(PLAIN_LOW, value) if abs(value) < PLAIN_LOW else value
 
 
 def to_json(cond: Cond) -> dict[str, Any]:

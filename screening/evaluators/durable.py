@@ -16,7 +16,7 @@ it is compiled (the seed trials need far fewer; see ``UNSUPPORTED``).
 
 The asserted document is the patient's flat facts (:mod:`screening.evaluators.flat`, shared with
 the vectorized evaluator and built by the reference fact resolver, so every evaluator reads a
-profile the same way), with values as plain decimals (durable_rules refuses ``1e-05`` and NaN).
+profile the same way), with values as plain decimals (durable_rules refuses ``1e-05`` and NaN; see :func:`plain_value`).
 
 Known durable_rules traps handled here (see shared/notes/dependencies.md): rulesets cannot be
 unregistered (named by hash, registered once per engine); at most 1024 live sessions (every
@@ -61,7 +61,7 @@ from ..rules.model import (
     Not,
     Range,
 )
-from .conditions import FALSE, Cond, and_, cmp, leaf_conditions, negate, or_, plain_number, to_json
+from .conditions import FALSE, Cond, and_, cmp, leaf_conditions, negate, or_, plain_value, to_json
 from .explain import explained_trial, trial_facts
 from .flat import Slots, flatten
 
@@ -227,7 +227,7 @@ def ruleset_json(compiled: CompiledTrial) -> dict[str, Any]:
 def normalize(compiled: CompiledTrial, facts: PatientFacts) -> dict[str, Any]:
     """The document asserted for one patient: the flat facts, as plain decimals."""
     document: dict[str, Any] = {"t": "screen"}
-    document.update({key: plain_number(value) for key, value in flatten(compiled.leaves, facts).items()})
+    document.update({key: plain_value(value) for key, value in flatten(compiled.leaves, facts).items()})
     return document
 
 

@@ -97,8 +97,11 @@ _ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
 
 def _describe(exc: ValidationError) -> tuple[str, str]:
     """(field path, problem) of the first error, without the input value (no patient data)."""
-    error = exc.errors(include_url=False, include_input=False)[0]
+    error = exc.errors(include_url=False)[0]
     path = ".".join(str(p) for p in error["loc"])
+    value = error.get("input")
+    if isinstance(value, (str, int, float)) and (repr(value) if isinstance(value, str) else str(value)) in error["msg"]:
+        return path, "invalid value"  # a validator's message quoting the value it refused
     return path, error["msg"]
 
 
@@ -108,6 +111,10 @@ def parse_event(line: str | bytes | dict[str, Any]) -> Any:
         data = json.loads(line) if isinstance(line, (str, bytes)) else line
     except json.JSONDecodeError as exc:
         raise PatientDataError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except UnicodeDecodeError:  # bytes that are not UTF-8 (a str line never raises this)
+        raise PatientDataError("not valid JSON: not UTF-8") from None
+    except RecursionError:  # json's decoder recurses per nesting level: "[" * 100_000 stopped the stream
+        raise PatientDataError("not valid JSON: nested too deeply") from None
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
