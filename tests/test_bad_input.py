@@ -90,6 +90,8 @@ BAD_RULES = [
      "I1", ["fact 'lab.bilirubin': threshold 1e-05 mg/dL is out of range"], None),
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: range, fact: lab.bilirubin, min: 0, max: 0.001, unit: umol/L}}",
      "I1", ["threshold 0.001 umol/L (5.84795e-05 mg/dL) is out of range"], None),
+    ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: lab.inr, op: '>', value: 0.0001, unit: '1'}}",  # the bound itself: json writes 1e-04
+     "I1", ["fact 'lab.inr': threshold 0.0001 is out of range"], None),
     ("  - {id: I1, kind: inclusion, text: t, rule: {type: compare, fact: lab.hbv_dna, op: '<', value: 1.0e+308, unit: 'k[IU]/mL'}}",
      "I1", ["threshold 1e+308 k[IU]/mL (inf [IU]/mL) is out of range"], None),
 ]

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import EvaluatorGap
 from ..facts.catalog import FACTS
 from ..facts.intervals import Interval
+from ..rules.loader import THRESHOLD_MAGNITUDE
 from ..rules.model import Compare, HasCondition, HasMedication, HasProcedure, ImagingFinding, Is, LabResult, Op, Range
 from .explain import _ACCEPT, _threshold
 
@@ -75,7 +76,7 @@ def negate(cond: Cond) -> Cond:
 # json writes a float of magnitude below 1e-4, or from 1e16, with an exponent, which durable_rules
 # refuses (error 204). Thresholds must lie strictly inside (PLAIN_LOW, PLAIN_HIGH); a fact value
 # outside is sent as +-PLAIN_LOW or +-PLAIN_HIGH, which compares with every threshold as it does.
-PLAIN_LOW, PLAIN_HIGH = 1e-4, 10**15
+PLAIN_LOW, PLAIN_HIGH = THRESHOLD_MAGNITUDE  # the loader refuses a threshold outside them
 
 
 def plain_number(value: float) -> float | int:
