@@ -238,6 +238,10 @@ def test_unreadable_patient_files(tmp_path):
         load_patient(bad_json)
     with pytest.raises(PatientDataError, match="cannot read"):
         load_patient(tmp_path / "missing.json")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)  # json recurses per nesting level
+    with pytest.raises(PatientDataError, match=r"deep.json: not valid JSON: nested too deeply"):
+        load_patient(deep)
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps({**GOOD, "sex": 3}))
     with pytest.raises(PatientDataError, match=r"wrong.json: patient P: field sex"):

@@ -93,6 +93,8 @@ def test_rows_out_equal_rows_in_whatever_goes_wrong(rules, tmp_path):
     (b"{not json", "line 2: not valid JSON"),
     (b'{"id": "B", "sex": "\xff"}', "line 2: not UTF-8 text"),
     (b"\xfe\xff", "line 2: not UTF-8 text"),
+    (b"[" * 100_000, "line 2: not valid JSON: nested too deeply"),  # json recurses per level
+    (b'{"id": ' + b"1" * 5000 + b"}", "line 2: not valid JSON: Exceeds the limit (4300 digits)"),
 ])
 def test_a_bad_ndjson_line_is_an_error_row_and_the_run_goes_on(rules, tmp_path, line, reason):
     path = tmp_path / "cohort.ndjson"

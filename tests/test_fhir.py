@@ -734,11 +734,11 @@ def test_bulk_line_that_is_not_json_is_named(tmp_path):
     assert [(w.code.value, w.where) for w in export.warnings] == [
         ("not_fhir", "Condition.000.ndjson line 2"), ("not_fhir", "Condition.000.ndjson line 5"),
         ("not_fhir", "Condition.000.ndjson line 6"), ("not_fhir", "Condition.000.ndjson"), ("not_fhir", "Condition.001.ndjson line 1")]
-    assert [w.message for w in export.warnings][:2] == ["not valid JSON (Expecting ',' delimiter at column 41): not read",
-                                                        "not valid JSON (nested too deeply): not read"]
+    assert [w.message for w in export.warnings][:2] == ["not valid JSON: Expecting ',' delimiter at column 41: not read",
+                                                        "not valid JSON: nested too deeply: not read"]
     assert "4300 digits" in export.warnings[2].message
     assert [w.message for w in export.warnings][3:] == ["1 lines of Condition.000.ndjson are not FHIR resources: not read",
-                                                        "not valid JSON (not UTF-8 text): not read"]
+                                                        "not UTF-8 text: not read"]
     assert [c.icd10 for m in export for c in m.profile.conditions] == ["B18.1"]
 
 

@@ -163,7 +163,7 @@ def test_bundle_entry_with_malformed_type_or_id_is_a_warning(client, resource):
 
 
 @pytest.mark.parametrize(("content", "error"), [
-    (b"\xff\xfe\x00", "not UTF-8 JSON text"),
+    (b"\xff\xfe\x00", "not UTF-8 text"),
     (b'{"id": ' + b"1" * 5000 + b"}", "not valid JSON: Exceeds the limit (4300 digits)"),
 ], ids=["not-utf8", "number-too-long"])
 def test_undecodable_body_is_422_saying_why(client, content, error):

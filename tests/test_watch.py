@@ -132,7 +132,7 @@ def test_watch_cli_reads_a_file_and_stdin():
     [
         ("[" * 100_000, "not valid JSON: nested too deeply"),
         ('{"type": "discharge", "patient_id": ' + "[" * 5_000 + "]" * 5_000 + "}", "not valid JSON: nested too deeply"),
-        (b'{"type": "discharge", "patient_id": "\xff"}', "not valid JSON: not UTF-8"),
+        (b'{"type": "discharge", "patient_id": "\xff"}', "not UTF-8 text"),
         ("{", "not valid JSON: Expecting property name enclosed in double quotes at column 2"),
     ],
 )

@@ -4,7 +4,6 @@ validates each row, so a bad row does not stop the run."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
+from ..jsontext import JsonProblem, decode_json
 from .flat import CSV_OPTIONS
 from .long import read_long, reading, to_frame
 
@@ -62,11 +62,9 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
 def _profile_or_error(line: bytes, number: int) -> Any:
     """The JSON value on an NDJSON line, or an error marker naming the line."""
     try:
-        return json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError:
-        return {"__error__": f"line {number}: not UTF-8 text"}
-    except json.JSONDecodeError as exc:
-        return {"__error__": f"line {number}: not valid JSON: {exc.msg}"}
+        return decode_json(line)
+    except JsonProblem as exc:
+        return {"__error__": f"line {number}: {exc}"}
 
 
 def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:

@@ -16,19 +16,12 @@ from typing import IO, Any
 from urllib.parse import parse_qsl
 
 from ..errors import PatientDataError
+from ..jsontext import JsonProblem, decode_json
 from .mapping import ProfileBuilder, reference_type_id
 from .parse import MAPPED_RESOURCE_TYPES, validate_resource
 from .result import FhirWarning, MappedProfile, WarningCode
 
 _PATIENT_FIELDS = ("subject", "patient")  # where a resource names its patient (Condition.subject, Consent.patient...)
-
-
-def _json_problem(exc: Exception) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at column {exc.pos + 1}"
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
-    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 @dataclass(frozen=True)
@@ -104,10 +97,10 @@ class BulkExport:
                     if not raw.strip():
                         continue
                     try:
-                        data = json.loads(raw.rstrip(b"\r\n"))
-                    except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, UnicodeDecodeError...
+                        data = decode_json(raw.rstrip(b"\r\n"))
+                    except JsonProblem as exc:
                         self._warnings.append(FhirWarning(code=WarningCode.NOT_FHIR, where=f"{path.name} line {number}",
-                                                          message=f"not valid JSON ({_json_problem(exc)}): not read"))
+                                                          message=f"{exc}: not read"))
                         continue
                     if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
                         not_fhir += 1

@@ -6,13 +6,13 @@ A file may hold a native profile or a FHIR R4 ``Bundle`` about one patient (``re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from ..errors import PatientDataError
+from ..jsontext import JsonProblem, decode_json
 from ..fhir.result import FhirWarning
 from .model import PatientProfile
 
@@ -47,13 +47,11 @@ def load_patient_with_warnings(path: str | Path) -> tuple[PatientProfile, tuple[
     """Read one profile from a JSON file, with the FHIR mapping warnings (none for a native profile)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = decode_json(path.read_bytes())
     except OSError as exc:
         raise PatientDataError(f"cannot read: {exc.strerror}", source=str(path)) from None
-    except UnicodeDecodeError:
-        raise PatientDataError("not UTF-8 text", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise PatientDataError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", source=str(path)) from None
+    except JsonProblem as exc:
+        raise PatientDataError(str(exc), source=str(path)) from None
     if isinstance(data, dict) and "resourceType" in data:
         from ..fhir.bundle import bundle_to_profile  # imported on first use: fhir.resources loads its models lazily too
 

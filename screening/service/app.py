@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from .. import __version__, screen
 from ..errors import PatientDataError, RulesError, UnknownTrialError
+from ..jsontext import JsonProblem, decode_json
 from ..patient.io import _field_path, parse_patient
 from ..patient.model import PatientProfile
 from ..rules.loader import RuleSet
@@ -86,15 +87,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _decode_json(raw: bytes | str) -> Any:
     try:
-        return json.loads(raw)
-    except RecursionError:
-        raise ServiceError(422, "JSON nested too deeply") from None
-    except json.JSONDecodeError as exc:
-        raise ServiceError(422, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except UnicodeDecodeError:
-        raise ServiceError(422, "not UTF-8 JSON text") from None
-    except ValueError as exc:  # e.g. an integer with more digits than Python converts
-        raise ServiceError(422, f"not valid JSON: {exc}") from None
+        return decode_json(raw)
+    except JsonProblem as exc:
+        raise ServiceError(422, str(exc)) from None
 
 
 def _date(value: str | None, field: str) -> dt.date | None:

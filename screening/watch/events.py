@@ -19,12 +19,12 @@ screening date for the re-screen it causes; the watcher's date otherwise).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..errors import PatientDataError
+from ..jsontext import JsonProblem, decode_json
 from ..patient.model import Assessment, Condition, ImagingStudy, Medication, Observation, PatientProfile, Procedure
 
 
@@ -108,13 +108,9 @@ def _describe(exc: ValidationError) -> tuple[str, str]:
 def parse_event(line: str | bytes | dict[str, Any]) -> Any:
     """One event from a JSON line (or a decoded object); :class:`PatientDataError` naming the field."""
     try:
-        data = json.loads(line) if isinstance(line, (str, bytes)) else line
-    except json.JSONDecodeError as exc:
-        raise PatientDataError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
-    except UnicodeDecodeError:  # bytes that are not UTF-8 (a str line never raises this)
-        raise PatientDataError("not valid JSON: not UTF-8") from None
-    except RecursionError:  # json's decoder recurses per nesting level: "[" * 100_000 stopped the stream
-        raise PatientDataError("not valid JSON: nested too deeply") from None
+        data = decode_json(line) if isinstance(line, (str, bytes)) else line
+    except JsonProblem as exc:
+        raise PatientDataError(str(exc)) from None
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
