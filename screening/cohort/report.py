@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 from ..errors import ScreeningError, UnknownTrialError  # noqa: E402
 from ..logic import CriterionKind, Outcome  # noqa: E402
 from ..rules.loader import RuleSet  # noqa: E402
+from .run import COLUMNS  # noqa: E402
 
 VERDICT_ORDER = ["eligible", "undetermined", "ineligible", "error"]
 VERDICT_COLOURS = {"eligible": "#2e7d32", "undetermined": "#f9a825", "ineligible": "#c62828", "error": "#757575"}
@@ -59,7 +60,7 @@ def _outcomes(results: pd.DataFrame) -> pd.DataFrame:
 
 def build(results: pd.DataFrame, rules: RuleSet) -> list[TrialReport]:
     """One report per trial present in ``results``, in trial id order."""
-    absent = [c for c in ("patient_id", "trial_id", "verdict", "deciding", "unknown", "missing", "criteria") if c not in results.columns]
+    absent = [c for c in COLUMNS if c != "error" and c not in results.columns]  # the reasons ("error") are not reported
     if absent:
         raise ScreeningError(f"not cohort results: no column {', '.join(absent)}")
     unknown = sorted(set(results["trial_id"].dropna()) - set(rules.trials))

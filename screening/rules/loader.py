@@ -40,9 +40,9 @@ from .model import (
 )
 
 CODELIST_DIR = "codelists"
-# A threshold in canonical units is 0, an integer below 1e15, or of a magnitude strictly between
-# these bounds: what every engine compares exactly (durable_rules takes plain decimals only, and json
-# writes an exponent below 1e-4; screening.evaluators.conditions sends fact values within them too).
+# A threshold in canonical units is 0 or of a magnitude strictly between these bounds: what every
+# engine compares exactly (durable_rules takes plain decimals only, and json writes an exponent
+# below 1e-4; screening.evaluators.conditions sends fact values within them too).
 THRESHOLD_MAGNITUDE = (1e-4, 1e15)
 _MODELS_BY_TAG: dict[str, type[BaseModel]] = {m.model_fields["type"].annotation.__args__[0]: m for m in EXPRESSION_TYPES}  # type: ignore[attr-defined,union-attr]
 
@@ -205,11 +205,11 @@ def _threshold_problem(expr: Compare | Range, spec: Any) -> str | None:
             continue
         factor = conversion_factor(spec.analyte, expr.unit) if spec.analyte is not None and expr.unit is not None else 1.0
         canonical = round_significant(value * factor)
-        if canonical == 0 or low < abs(canonical) < high or (abs(canonical) < high and canonical == int(canonical)):
+        if canonical == 0 or low < abs(canonical) < high:
             continue
         unit = f" {expr.unit}" if expr.unit not in (None, "1") else ""  # "1": a ratio (INR) has no unit to show
         converted = f" ({canonical:g} {spec.unit})" if factor != 1.0 else ""
-        return f"fact {expr.fact!r}: threshold {value:g}{unit}{converted} is out of range (0, an integer, or strictly between {low:g} and {high:g} in magnitude)"
+        return f"fact {expr.fact!r}: threshold {value:g}{unit}{converted} is out of range (0, or strictly between {low:g} and {high:g} in magnitude)"
     return None
 
 
