@@ -253,6 +253,8 @@ class ChunkFacts:
         """MELD family scores, once per distinct box of inputs (as :meth:`PatientFacts._meld`)."""
         window = within or self.defaults.lab_within
         labs = [self._lab(analyte, window) for analyte in MELD_INPUTS[name]]
+        # PatientFacts counts the dialysis of the week before the creatinine test; flat-table
+        # procedures are undated, so the week's end does not change the answer asked here
         categories = [self.category("dialysis")] + ([self.category("sex")] if name == "meld_3" else [])
         keys = [array for lab in labs for array in (lab.low, lab.high, lab.low_open, lab.high_open)] + [codes for codes, _ in categories]
         groups, first = group_rows(keys)

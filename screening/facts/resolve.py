@@ -374,12 +374,15 @@ class PatientFacts:
         ranges: list[tuple[float, ...]] = []
         parts: list[Evidence] = []
         missing: list[str] = []
+        tested = self.as_of
         for analyte in MELD_INPUTS[name]:
             fact = self.lab(analyte, window)
             ranges.append(meld_input(analyte, fact.interval if fact.evidence else None))
             parts.extend(fact.evidence)
             missing.extend(fact.missing)
-        dialysis = self.category("dialysis")
+            if analyte == "creatinine" and fact.evidence:
+                tested = max(ev.date for ev in fact.evidence)  # type: ignore[type-var]
+        dialysis = self._memo(self._dialysis, tested)
         parts.extend(dialysis.evidence)
         missing.extend(dialysis.missing)
         flags: list[tuple[bool, ...]] = [tuple(sorted(dialysis.possible))]
@@ -409,14 +412,22 @@ class PatientFacts:
     def _category(self, name: str) -> CategoryFact:
         spec = fact_spec(name, "category")
         if name == "dialysis":
-            found = self.procedure(DIALYSIS_CODELIST, DIALYSIS_WINDOW, at_least=2)
-            possible = frozenset({True, False}) if found.value is None else frozenset({found.value})
-            return CategoryFact(spec.label, possible, found.evidence, found.missing)
+            return self._dialysis(self.as_of)
         value = getattr(self.profile, name)
         if value is None:
             return CategoryFact(spec.label, frozenset(spec.values), missing=(spec.label.lower(),))
         value = value.value if hasattr(value, "value") else value
         return CategoryFact(spec.label, frozenset({value}), (Evidence.trusted(fact=name, label=spec.label, value=value, source=name),))
+
+    def _dialysis(self, ending: dt.date) -> CategoryFact:
+        """Dialysis at least twice in the week ending on ``ending`` (:data:`DIALYSIS_WINDOW`, that
+        day included). The ``dialysis`` fact's week ends on the screening date; the MELD family's
+        on the day of the creatinine result it uses, as OPTN Policy 9.1.D counts dialysis "within
+        the prior week" of the serum creatinine test (on the screening date without one): dialysis
+        after the test did not lower that result."""
+        found = self.procedure(DIALYSIS_CODELIST, DIALYSIS_WINDOW, at_least=2, ending=ending)
+        possible = frozenset({True, False}) if found.value is None else frozenset({found.value})
+        return CategoryFact(FACTS["dialysis"].label, possible, found.evidence, found.missing)
 
     # -- records -------------------------------------------------------------------------------
 
@@ -475,18 +486,20 @@ class PatientFacts:
             hits.append((value, ev))
         return self._combine(hits, self.codelists[codes].title, _count(len(self.profile.medications), "medication"))
 
-    def procedure(self, codes: str, within: Window | None, at_least: int = 1) -> Finding:
-        return self._memo(self._procedure, codes, within, at_least)
+    def procedure(self, codes: str, within: Window | None, at_least: int = 1, ending: dt.date | None = None) -> Finding:
+        """Procedures of ``codes`` at least ``at_least`` times, ever or ``within`` a window ending
+        on ``ending`` (the screening date unless given; never after it)."""
+        return self._memo(self._procedure, codes, within, at_least, min(ending, self.as_of) if ending else self.as_of)
 
-    def _procedure(self, codes: str, within: Window | None, at_least: int) -> Finding:
+    def _procedure(self, codes: str, within: Window | None, at_least: int, ending: dt.date) -> Finding:
         codelist = self.codelists[codes]
         if self.profile.procedures is None:
             return Finding(None, missing=("procedure history (not reviewed)",))
-        start = within.start(self.as_of) if within else None
+        start = within.start(ending) if within else None
         certain: list[Evidence] = []
         possible: list[Evidence] = []
         for p in self.profile.procedures:
-            if codes not in self.codelists.for_procedure(p.kind, p.system, p.code) or (p.date is not None and p.date > self.as_of):
+            if codes not in self.codelists.for_procedure(p.kind, p.system, p.code) or (p.date is not None and p.date > ending):
                 continue
             ev = Evidence.trusted(fact="procedure", label=p.display or p.kind or p.code or "", value=p.kind or p.code, date=p.date,
                                   source="procedure" + (f" {p.system} {p.code}" if p.code else ""))
