@@ -70,7 +70,9 @@ def screen(
     today, so pass it explicitly for reproducible results. ``engine`` chooses the evaluator:
     ``explain`` (the reference), ``durable`` (the durable_rules Rete network) or ``vectorized``
     (the pandas column evaluator, here on a cohort of one), compiled once per rule set; all give
-    identical results. A wrong argument type is a :class:`TypeError` naming the argument.
+    identical results. A wrong argument type is a :class:`TypeError` naming the argument; an
+    empty ``trials`` a :class:`ValueError` (``None`` screens every trial); an unknown trial id an
+    :class:`UnknownTrialError` (:meth:`RuleSet.select` checks the selection for every entry point).
     """
     if not isinstance(patient, PatientProfile):
         raise TypeError(f"patient must be a PatientProfile, not {type(patient).__name__} (read one with load_patient or parse_patient)")
@@ -78,13 +80,7 @@ def screen(
         raise TypeError(f"rules must be a RuleSet, not {type(rules).__name__} (load one with load_rules)")
     if as_of is not None and (not isinstance(as_of, dt.date) or isinstance(as_of, dt.datetime)):
         raise TypeError(f"as_of must be a datetime.date, not {type(as_of).__name__}")
-    if isinstance(trials, (str, bytes)):  # a str is iterable: "NCT04357600" would be read as ids "N", "C", ...
-        raise TypeError(f"trials must be a collection of trial ids, not one {type(trials).__name__}: trials=[{trials!r}]")
-    if trials is not None:
-        trials = list(trials)  # iterated more than once below: a generator would be spent by the check
-    unknown = set(trials or ()) - set(rules.trials)
-    if unknown:
-        raise UnknownTrialError(sorted(unknown))
+    trials = rules.select(trials)  # checked once here, for every engine
     as_of = as_of or dt.date.today()
     if engine == "explain":
         return screen_patient(patient, rules, as_of, trials)

@@ -26,7 +26,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from . import screen as screen_api
-from .errors import PatientDataError, ScreeningError, UnknownTrialError
+from .errors import PatientDataError, ScreeningError
 from .patient.io import load_patient_with_warnings
 from .render.text import render_text, render_warnings
 from .rules.loader import RuleSet, load_rules
@@ -100,7 +100,7 @@ def screen(
     try:
         ruleset = _rules(rules)
         profile, warnings = load_patient_with_warnings(patient)
-        result = screen_api(profile, ruleset, as_of=screening_date, trials=trial, engine=engine.value)
+        result = screen_api(profile, ruleset, as_of=screening_date, trials=trial or None, engine=engine.value)  # no --trial: every trial
     except PatientDataError as exc:
         raise _fail(str(exc) if exc.source else f"{patient}: {exc}") from None
     except ScreeningError as exc:
@@ -135,13 +135,11 @@ def screen_cohort_command(
     summary = CohortSummary()
     try:
         ruleset = _rules(rules)
-        unknown = set(trial or ()) - set(ruleset.trials)
-        if unknown:
-            raise UnknownTrialError(sorted(unknown))
+        selected = ruleset.select(trial or None)  # no --trial: every trial
         if dask is not None:
-            _screen_on_dask(cohort, out, ruleset, screening_date, trial, dask, summary)
+            _screen_on_dask(cohort, out, ruleset, screening_date, selected, dask, summary)
         else:
-            _screen_locally(cohort, out, ruleset, screening_date, trial, chunk_size, summary, workers or os.cpu_count() or 1)
+            _screen_locally(cohort, out, ruleset, screening_date, selected, chunk_size, summary, workers or os.cpu_count() or 1)
     except (ScreeningError, OSError) as exc:  # OSError: a cohort file not found, results not writable
         raise _fail("\n".join([str(exc), *getattr(exc, "__notes__", ())])) from None  # notes: where the rows so far are
     table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
@@ -169,7 +167,7 @@ def _read_results(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
 
 
-def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, chunk_size: int, summary: CohortSummary, workers: int) -> None:
+def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], chunk_size: int, summary: CohortSummary, workers: int) -> None:
     from .cohort import read_cohort, screen_cohort
     from .cohort.output import ResultWriter
 
@@ -184,7 +182,7 @@ def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
             progress.update(task, description=f"screened {summary.rows} patients ({summary.errors} errors)")
 
 
-def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials, address: str, summary: CohortSummary) -> None:
+def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], address: str, summary: CohortSummary) -> None:
     from distributed import Client, LocalCluster
 
     from .cohort.distributed import read_flat, rows_with_errors, screen_dask
@@ -202,7 +200,7 @@ def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
         else:
             results.astype(str).to_parquet(out, write_index=False)  # a folder of part files
         counts = results.groupby(["trial_id", "verdict"]).size().compute()
-        errors = rows_with_errors(results, len(set(trials)) if trials else len(ruleset.trials))
+        errors = rows_with_errors(results, len(trials))
     if cluster is not None:
         cluster.close()
     for (trial_id, verdict), n in counts.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 
+import dask.base
 import dask.dataframe as dd
 import pandas as pd
 import pytest
@@ -71,6 +72,17 @@ def test_rules_pickle_without_their_compiled_engines():
     durable_engine(rules)  # a durable_rules host cannot be pickled
     copy = pickle.loads(pickle.dumps(rules))
     assert copy.compiled == {} and list(copy.trials) == list(rules.trials)
+
+
+def test_rules_used_by_the_durable_engine_still_go_to_dask():
+    """Dask hashes task arguments; rules whose durable engine was compiled (a durable_rules host
+    cannot be hashed deterministically) used to raise TokenizationError in screen_dask."""
+    rules = load_rules(RULES_DIR)
+    before = dask.base.tokenize(rules)
+    durable_engine(rules)
+    assert dask.base.tokenize(rules) == before == dask.base.tokenize(load_rules(RULES_DIR))
+    results = screen_dask(read_flat(FLAT), rules, AS_OF).compute(scheduler="sync")
+    assert len(results) == len(pd.read_csv(FLAT)) * len(rules.trials)
 
 
 def test_cli_runs_on_a_local_cluster(tmp_path):

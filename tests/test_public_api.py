@@ -78,3 +78,56 @@ def test_trials_may_be_any_iterable_of_ids(rules, engine):
     for trials in (["NCT04357600"], ("NCT04357600",), iter(["NCT04357600"]), (t for t in ["NCT04357600"])):
         result = screening.screen(patient, rules, as_of=datetime.date(2026, 11, 22), trials=trials, engine=engine)
         assert [t.trial_id for t in result.results] == ["NCT04357600"], trials
+
+
+def _screen_one(engine):
+    def run(rules, trials):
+        return screening.screen(screening.parse_patient({"id": "P"}), rules, as_of=datetime.date(2026, 11, 22), trials=trials, engine=engine)
+
+    return run
+
+
+def _screen_cohort(rules, trials):
+    return list(screening.screen_cohort(screening.read_cohort("patients/cohorts/flat-sample.csv"), rules, datetime.date(2026, 11, 22), trials))
+
+
+def _screen_dask(rules, trials):
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from screening.cohort.distributed import screen_dask
+
+    return screen_dask(dd.from_pandas(pd.DataFrame({"id": ["P"]}), npartitions=1), rules, datetime.date(2026, 11, 22), trials).compute()
+
+
+SELECTING = {"screen, explain": _screen_one("explain"), "screen, durable": _screen_one("durable"), "screen, vectorized": _screen_one("vectorized"),
+             "screen_cohort": _screen_cohort, "screen_dask": _screen_dask}
+
+
+@pytest.mark.parametrize(
+    ("trials", "error", "message"),
+    [
+        ([], ValueError, "trials is empty: pass None to screen every loaded trial"),
+        ((), ValueError, "trials is empty"),
+        ("NCT04357600", TypeError, "trials must be a collection of trial ids, not one str"),
+        ([1], TypeError, "a trial id must be a str, not int"),
+        (["NCT00000000", "NCT04357600"], screening.UnknownTrialError, "unknown trial(s): NCT00000000"),
+    ],
+)
+@pytest.mark.parametrize("caller", SELECTING)
+def test_every_entry_point_checks_the_trial_selection_alike(rules, caller, trials, error, message):
+    """The same selection is refused the same way by every entry point (an empty one used to give
+    no results from screen and screen_cohort, and every trial from screen_dask)."""
+    with pytest.raises(error) as raised:
+        SELECTING[caller](rules, trials)
+    assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize("caller", SELECTING)
+def test_every_entry_point_screens_the_selected_trials_only(rules, caller):
+    result = SELECTING[caller](rules, iter(["NCT04357600", "NCT04357600"]))
+    if caller.startswith("screen,"):
+        assert [t.trial_id for t in result.results] == ["NCT04357600"]
+    else:
+        frames = result if isinstance(result, list) else [result]
+        assert {str(t) for frame in frames for t in frame["trial_id"]} == {"NCT04357600"}

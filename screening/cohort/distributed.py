@@ -49,13 +49,13 @@ def screen_frame(frame: pd.DataFrame, rules: RuleSet, as_of: dt.date, trials: It
     """Screen one pandas frame of flat cohort rows (a Dask partition)."""
     if frame.empty:
         return META.copy()
-    results = pd.concat(list(screen_cohort([frame], rules, as_of, list(trials) if trials else None)), ignore_index=True)
+    results = pd.concat(list(screen_cohort([frame], rules, as_of, trials)), ignore_index=True)
     return results.astype(object)
 
 
 def screen_dask(cohort: dd.DataFrame, rules: RuleSet, as_of: dt.date, trials: Iterable[str] | None = None) -> dd.DataFrame:
     """Results of a flat cohort held in a Dask dataframe, lazily, partition by partition."""
-    return cohort.map_partitions(screen_frame, rules, as_of, list(trials) if trials else None, meta=META)
+    return cohort.map_partitions(screen_frame, rules, as_of, rules.select(trials), meta=META)
 
 
 def rows_with_errors(results: dd.DataFrame, trials: int) -> int:

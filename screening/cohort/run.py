@@ -72,7 +72,7 @@ def screen_cohort(
     """Result frames (columns :data:`COLUMNS`), one per input chunk, in input order. With
     ``workers`` > 1, chunks are screened in that many processes (at most two chunks each in
     flight, so memory stays bounded)."""
-    selected = sorted(set(trials)) if trials is not None else list(rules.trials)
+    selected = rules.select(trials)
     summary = summary if summary is not None else CohortSummary()
     if workers > 1:
         screened: Iterable[tuple[pd.DataFrame, int, int]] = _in_processes(chunks, rules, as_of, selected, workers)

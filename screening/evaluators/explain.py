@@ -424,7 +424,7 @@ def trial_facts(profile: PatientProfile, as_of: dt.date, rules: RuleSet, selecte
 
 def screen_patient(profile: PatientProfile, rules: RuleSet, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
     """Screen one patient against the trials of ``rules`` (all, or ``trial_ids``) at ``as_of``."""
-    selected = [rules.trials[t] for t in (sorted(set(trial_ids)) if trial_ids is not None else rules.trials)]
+    selected = [rules.trials[t] for t in rules.select(trial_ids)]
     return ScreeningResult(
         patient_id=profile.id,
         as_of=as_of,

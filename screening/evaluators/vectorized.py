@@ -461,7 +461,7 @@ class VectorizedEngine:
         return {c.id: outcomes[code] for c, code in zip(compiled.loaded.trial.criteria, codes)}
 
     def screen(self, profile: PatientProfile, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
-        selected = sorted(set(trial_ids)) if trial_ids is not None else list(self.rules.trials)
+        selected = self.rules.select(trial_ids)
         results = []
         for trial_id in selected:
             loaded = self.rules.trials[trial_id]

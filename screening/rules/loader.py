@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..clinical.units import check_unit, conversion_factor, round_significant
-from ..errors import RulesError, UnitError
+from ..errors import RulesError, UnitError, UnknownTrialError
 from ..facts.catalog import FACTS, QUALITATIVE_ANALYTES, SCORES
 from ..facts.resolve import DIALYSIS_CODELIST
 from .codelists import CodeList, CodeLists
@@ -62,6 +62,33 @@ class RuleSet:
     codelists: Mapping[str, CodeList]
     directory: str
     compiled: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # evaluators built for these rules, by name
+
+    def select(self, trial_ids: Iterable[str] | None) -> list[str]:
+        """The ids of the trials to screen: every loaded trial for ``None``, else ``trial_ids``
+        (any iterable, read once) sorted without repeats. The one check of a selection, for every
+        entry point: a str (one id, not a collection of them) or a non-str id is a
+        :class:`TypeError`, an empty selection a :class:`ValueError`, an unknown id an
+        :class:`UnknownTrialError` naming every one."""
+        if trial_ids is None:
+            return list(self.trials)
+        if isinstance(trial_ids, (str, bytes)):  # iterable: "NCT04357600" would be read as ids "N", "C", ...
+            raise TypeError(f"trials must be a collection of trial ids, not one {type(trial_ids).__name__}: trials=[{trial_ids!r}]")
+        selected = set(trial_ids)
+        for trial_id in selected:
+            if not isinstance(trial_id, str):
+                raise TypeError(f"a trial id must be a str, not {type(trial_id).__name__}")
+        if not selected:
+            raise ValueError("trials is empty: pass None to screen every loaded trial")
+        unknown = selected - self.trials.keys()
+        if unknown:
+            raise UnknownTrialError(sorted(unknown))
+        return sorted(selected)
+
+    def __dask_tokenize__(self) -> tuple:
+        """What Dask hashes when the rules are an argument of a task: the trials' content hashes
+        (which cover the code lists they use), not the compiled evaluators (a durable_rules host
+        cannot be hashed deterministically)."""
+        return ("screening.RuleSet", tuple((trial_id, loaded.rules_hash) for trial_id, loaded in self.trials.items()))
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the compiled evaluators (durable_rules hosts cannot be pickled); a
