@@ -155,3 +155,23 @@ def test_values_json_writes_with_an_exponent_agree_with_the_reference(rules, loi
     patient = parse_patient({"id": "P", "observations": [observation]})
     reference = screen(patient, generated, as_of=AS_OF)
     assert screen(patient, generated, as_of=AS_OF, engine="durable") == reference
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("extension failure"), "not handled"])
+def test_a_failed_assert_still_deletes_its_session(rules, monkeypatch, failure):
+    """A session whose assert raised was left behind (1,024 of them stop the ruleset)."""
+    from durable.engine import MessageNotHandledException
+
+    engine = DurableEngine(rules)
+    name = engine.compiled["NCT04357600"].name
+    asserted = engine._host.assert_fact
+
+    def failing(ruleset, document):
+        asserted(ruleset, document)  # the session exists from here
+        raise failure if isinstance(failure, Exception) else MessageNotHandledException(document)
+
+    monkeypatch.setattr(engine._host, "assert_fact", failing)
+    with pytest.raises((RuntimeError, EvaluatorGap)):
+        engine.outcomes(parse_patient({"id": "P"}), AS_OF, "NCT04357600")
+    with pytest.raises(Exception, match="error code: 309"):
+        engine._host.get_state(name, "0")

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import durable_rules_engine
 from durable.engine import Host, MessageNotHandledException
 
 from .._version import __version__
@@ -265,11 +266,19 @@ class DurableEngine:
                 state = self._host.assert_fact(compiled.name, document)
             except MessageNotHandledException as exc:  # unreachable: the "screened" rule matches all
                 raise EvaluatorGap(f"durable_rules matched no rule for {trial_id}") from exc
-            self._host.delete_state(compiled.name, sid)
+            finally:  # a session left behind counts towards the extension's limit of 1,024
+                self._delete_session(compiled.name, sid)
         if isinstance(state, dict) and "exception" in state:
             raise EvaluatorGap(f"durable_rules action failed for {trial_id}: {state['exception']}")
         recorded = state if isinstance(state, dict) else {}
         return {c.id: Outcome(recorded.get(f"o.{c.id}", Outcome.UNKNOWN.value)) for c in loaded.trial.criteria}
+
+    def _delete_session(self, ruleset: str, sid: str) -> None:
+        try:
+            self._host.delete_state(ruleset, sid)
+        except durable_rules_engine.error as exc:  # the extension's one error type; the code is in its text
+            if "error code: 309" not in str(exc):  # 309: no such session (an assert that failed before creating it)
+                raise
 
     def screen_trial(self, profile: PatientProfile, as_of: dt.date, trial_id: str, facts: PatientFacts | None = None) -> TrialResult:
         """A trial result whose outcomes come from the Rete network; the explanation (evidence,
@@ -279,7 +288,7 @@ class DurableEngine:
         return explained_trial(loaded, facts, self.outcomes(profile, as_of, trial_id, facts), "durable_rules")
 
     def screen(self, profile: PatientProfile, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
-        selected: Sequence[str] = sorted(set(trial_ids)) if trial_ids is not None else list(self.rules.trials)
+        selected: Sequence[str] = self.rules.select(trial_ids)
         shared = trial_facts(profile, as_of, self.rules, [self.rules.trials[t] for t in selected])
         return ScreeningResult(
             patient_id=profile.id,
