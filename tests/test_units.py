@@ -30,9 +30,16 @@ from screening.errors import UnitError
         ("prothrombin_time", 16, "s", 16),
         ("platelets", 150, "10*3/uL", 150),
         ("platelets", 150000, "/uL", 150),
+        ("platelets", 150, "10*3{cells}/uL", 150),  # the annotation is not a digit of the exponent (was 1e31 per uL)
+        ("platelets", 150000, "{cells}/uL", 150),
         ("hbv_dna", 2000, "[IU]/mL", 2000),
         ("hbv_dna", 2_000_000, "[IU]/L", 2000),
         ("alt", 40, "U/L", 40),
+        ("alt", 0.5, "ukat/L", 30),
+        # the enzyme unit was named the International Unit (IUB 1961): [IU] of ALT/AST is U
+        ("alt", 40, "[IU]/L", 40),
+        ("ast", 0.04, "[IU]/mL", 40),
+        ("ast", 40, "U/L{37Cel}", 40),
     ],
 )
 def test_to_canonical(analyte, value, unit, canonical):
@@ -57,6 +64,8 @@ def test_si_cut_offs_land_exactly_on_the_conventional_cut_offs():
         ("bilirubin", "furlong"),
         ("bilirubin", "mEq/L"),  # bilirubin has no valence
         ("hbsag", "[IU]/mL"),  # qualitative analyte
+        ("hbv_dna", "U/mL"),  # HBV DNA's [IU] is the WHO standard's, not the enzyme unit
+        ("platelets", "[IU]/L"),
         ("sodium", "g"),
     ],
 )

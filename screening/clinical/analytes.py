@@ -8,7 +8,11 @@ mass it implies (so an SI report and its conventional twin land on the same side
   Med 1987;106:114-29); implies 584.8 g/mol (true molar mass 584.66 g/mol);
 - creatinine: 1 mg/dL = 88.4 umol/L (same sources); implies 113.1 g/mol (true 113.12 g/mol);
 - sodium: 1 mmol/L = 1 mEq/L (monovalent);
-- albumin: g/L <-> g/dL is a plain factor 10; albumin in a substance unit is refused.
+- albumin: g/L <-> g/dL is a plain factor 10; albumin in a substance unit is refused;
+- ALT, AST: enzyme activity in U/L. The enzyme unit (1 umol of substrate per minute) was defined
+  as the International Unit of enzyme activity (International Union of Biochemistry, 1961), so
+  results written in UCUM's ``[IU]/L`` are U/L; elsewhere ``[IU]`` is a WHO standard's arbitrary
+  unit and converts to nothing else.
 
 LOINC codes: loinc.org (2.77). Qualitative analytes have no unit.
 """
@@ -27,6 +31,7 @@ class Analyte:
     molar_mass: float | None = None  # g/mol, for mass <-> substance conversion
     valence: int | None = None  # charge, for mEq <-> mmol
     reported_in: tuple[str, ...] = ()  # other UCUM units results commonly come in (their factors are precomputed)
+    international_unit: str | None = None  # what UCUM's arbitrary [IU] stands for in this analyte's results, if a unit
 
 
 ANALYTES: dict[str, Analyte] = {
@@ -40,8 +45,8 @@ ANALYTES: dict[str, Analyte] = {
         Analyte("sodium", "Sodium", ("2951-2", "2947-0"), "mmol/L", valence=1, reported_in=("meq/L", "mEq/L")),
         Analyte("inr", "INR", ("6301-6", "34714-6", "46418-0"), "1", reported_in=("{INR}", "{ratio}")),
         Analyte("prothrombin_time", "Prothrombin time", ("5902-2",), "s"),
-        Analyte("alt", "ALT (SGPT)", ("1742-6", "1743-4"), "U/L", reported_in=("ukat/L",)),
-        Analyte("ast", "AST (SGOT)", ("1920-8", "30239-8"), "U/L", reported_in=("ukat/L",)),
+        Analyte("alt", "ALT (SGPT)", ("1742-6", "1743-4"), "U/L", reported_in=("ukat/L", "[IU]/L"), international_unit="U"),
+        Analyte("ast", "AST (SGOT)", ("1920-8", "30239-8"), "U/L", reported_in=("ukat/L", "[IU]/L"), international_unit="U"),
         Analyte("platelets", "Platelets", ("777-3", "26515-7"), "10*9/L", reported_in=("10*3/uL",)),
         Analyte("hbv_dna", "HBV DNA", ("29615-2", "42595-9"), "[IU]/mL", reported_in=("[IU]/L", "k[IU]/mL")),
         Analyte("hbsag", "HBsAg", ("5196-1", "5195-3", "58452-4"), None),

@@ -53,10 +53,19 @@ def load_registry() -> None:
         _registry()
 
 
+def _annotation(match: re.Match[str]) -> str:
+    """UCUM annotations mean nothing: one after a symbol (``U/L{37Cel}``) goes, one standing for
+    a unit (``{cells}/uL``, ``/{HPF}``) is 1."""
+    before = match.string[match.start() - 1] if match.start() else ""
+    return "" if before.isalnum() or before in ")]%" else "1"
+
+
 def _to_pint(ucum: str, analyte: Analyte) -> str:
     if not _UCUM_CHARS.match(ucum):
         raise UnitError(f"{ucum!r} is not a UCUM unit", field="unit")
-    expr = _ANNOTATION.sub("1", ucum).replace("[IU]", "IU").replace("[iU]", "IU")
+    expr = _ANNOTATION.sub(_annotation, ucum).replace("[IU]", "IU").replace("[iU]", "IU")
+    if analyte.international_unit is not None:
+        expr = expr.replace("IU", analyte.international_unit)
     expr = _POWER_OF_TEN.sub(lambda m: f"1e{m.group(1) or m.group(2)}", expr)
     if _EQUIVALENT.search(expr):
         if analyte.valence is None:
