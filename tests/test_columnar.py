@@ -11,6 +11,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -52,7 +53,7 @@ def _number(values: list[float]) -> st.SearchStrategy:
 @st.composite
 def flat_rows(draw: st.DrawFn, index: int) -> dict:
     row: dict = {"id": draw(st.one_of(st.just(f"R{index}"), st.sampled_from([" ", "x" * 129, " padded "]), blank))}
-    row["birth_date"] = draw(st.one_of(st.sampled_from(["1961-11-22", "1961-11-23", "2008-11-22", "2008-11-23", "1990-02-28", "2030-01-01"]), dates))
+    row["birth_date"] = draw(st.one_of(st.sampled_from(["1961-11-22", "1961-11-23", "2008-11-22", "2008-11-23", "2014-11-22", "2014-11-23", "1990-02-28", "2030-01-01"]), dates))
     row["sex"] = draw(st.one_of(st.sampled_from(["male", "female", "other", " male", "MALE"]), blank))
     row["consent"] = draw(st.one_of(st.sampled_from(["consented", "refused", "not_asked", "maybe"]), blank))
     for name in ("pregnant", "lactating", "childbearing_potential"):
@@ -105,6 +106,35 @@ def test_columnar_reading_matches_the_profile_path_on_seed_trials(rules, frame):
 @given(trial=trials(), frame=flat_tables())
 def test_columnar_reading_matches_the_profile_path_on_generated_rules(rules, trial, frame):
     columnar, per_row = _both_ways(ruleset_of(rules, trial), frame)
+    pd.testing.assert_frame_equal(columnar, per_row)
+
+
+MELD_TRIAL = {  # each MELD score of the labs below (MELD 3.0: 15 without the female points, 17 with)
+    "id": "NCT99999999", "title": "MELD family", "version": "0", "source": {"url": "https://example.org"},
+    "criteria": [{"id": f"I{i}", "kind": "inclusion", "text": "t", "rule": {"type": "compare", "fact": fact, "op": "==", "value": value}}
+                 for i, (fact, value) in enumerate([("meld", 14), ("meld_na", 15), ("meld_3", 15), ("meld_3", 17)])],
+}
+MELD_LABS = {"bilirubin": "2.5", "bilirubin_unit": "mg/dL", "bilirubin_date": _day(10), "albumin": "3.1", "albumin_unit": "g/dL",
+             "albumin_date": _day(10), "inr": "1.5", "inr_date": _day(10), "creatinine": "0.9", "creatinine_unit": "mg/dL",
+             "creatinine_date": _day(10), "sodium": "136", "sodium_unit": "mmol/L", "sodium_date": _day(10), "procedures": "none"}
+
+
+@pytest.mark.parametrize(
+    "patient",
+    [
+        {"sex": "male", "birth_date": "1975-06-15"},
+        {"sex": "male", "birth_date": "2009-11-23"},  # 17: MELD 3.0's female points (OPTN)
+        {"sex": "male", "birth_date": "2008-11-22"},  # 18 that day: none
+        {"sex": "male", "birth_date": "2014-11-22"},  # 12
+        {"sex": "male"},  # no birth date: maybe
+        {"sex": "female"},
+        {"birth_date": "2009-11-23"},  # no sex, 17: the points either way
+        {"sex": "male", "birth_date": "1975-06-15", "procedures": "haemodialysis;haemodialysis"},  # undated: maybe dialysis
+    ],
+)
+def test_columnar_meld_scores_match_the_profile_path(rules, patient):
+    frame = pd.DataFrame([{"id": "R0", **MELD_LABS, **patient}], dtype=object)
+    columnar, per_row = _both_ways(ruleset_of(rules, MELD_TRIAL), frame)
     pd.testing.assert_frame_equal(columnar, per_row)
 
 

@@ -26,7 +26,7 @@ from ..evaluators.flat import leaf_keys
 from ..evaluators.vectorized import FactColumns, VectorTrial, group_rows
 from ..facts.catalog import CHILD_PUGH_COMPONENTS, FACTS, SCORES, fact_spec
 from ..facts.intervals import Interval
-from ..facts.resolve import MELD_INPUTS, CategoryFact, Finding, PatientFacts, meld_corners, meld_input, points_range
+from ..facts.resolve import MELD_INPUTS, CategoryFact, Finding, PatientFacts, female_term, meld_corners, meld_input, points_range
 from ..patient.model import (
     AssessmentName,
     ImagingStudy,
@@ -256,7 +256,9 @@ class ChunkFacts:
         # PatientFacts counts the dialysis of the week before the creatinine test; flat-table
         # procedures are undated, so the week's end does not change the answer asked here
         categories = [self.category("dialysis")] + ([self.category("sex")] if name == "meld_3" else [])
+        age = self._age()  # MELD 3.0's female term: female, or aged 12-17
         keys = [array for lab in labs for array in (lab.low, lab.high, lab.low_open, lab.high_open)] + [codes for codes, _ in categories]
+        keys += [age.low] if name == "meld_3" else []
         groups, first = group_rows(keys)
         low, high, missing = (np.empty(len(first)) for _ in range(3))
         items: list[tuple[str, ...]] = []
@@ -272,7 +274,10 @@ class ChunkFacts:
             if name == "meld_3":
                 sex = categories[1][1][categories[1][0][row]]
                 lost.extend(sex.missing)
-                flags.append(tuple(sorted({s == "female" for s in sex.possible})))
+                age_known = age.missing[row] < 0
+                if sex.possible != {"female"}:
+                    lost.extend(() if age_known else age.items[0])
+                flags.append(female_term(sex.possible, Interval.point(float(age.low[row])) if age_known else None))
             low[group], high[group] = meld_corners(name, ranges, flags)
             missing[group] = len(items) if lost else -1
             if lost:

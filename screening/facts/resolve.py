@@ -147,6 +147,16 @@ def meld_corners(name: str, ranges: list[tuple[float, ...]], flags: list[tuple[b
     return min(values), max(values)
 
 
+MELD_3_YOUTH = (12, 17)  # OPTN Policy 9.1.D: MELD 3.0's female points go to candidates aged 12-17 whatever their sex
+
+
+def female_term(sexes: frozenset, age: Interval | None) -> tuple[bool, ...]:
+    """The possible values of MELD 3.0's female term: female sex, or an age (completed years) of
+    12 to 17 (:data:`MELD_3_YOUTH`); ``age`` is ``None`` when unknown."""
+    youth = {False, True} if age is None else {MELD_3_YOUTH[0] <= age.low <= MELD_3_YOUTH[1]}
+    return tuple(sorted({sex == "female" or young for sex in sexes for young in youth}))
+
+
 def meld_input(analyte: str, interval: Interval | None) -> tuple[float, ...]:
     """The values of a MELD input to try: its known value, or the ends of its possible range,
     within the input's domain (:data:`MELD_DOMAIN`: a value outside it, such as a sodium of 0,
@@ -390,7 +400,11 @@ class PatientFacts:
             sex = self.category("sex")
             parts.extend(sex.evidence)
             missing.extend(sex.missing)
-            flags.append(tuple(sorted({s == "female" for s in sex.possible})))
+            age = self.number("age")
+            if sex.possible != {"female"}:  # the age decides the term only for a patient who may not be female
+                parts.extend(age.evidence)
+                missing.extend(age.missing)
+            flags.append(female_term(sex.possible, age.interval if age.evidence else None))
         low, high = meld_corners(name, ranges, flags)
         label = SCORES[name]
         ev = Evidence.trusted(fact=name, label=label, value=low if low == high else None, low=None if low == high else float(low),
