@@ -353,6 +353,16 @@ CASES = [
     Case("procedure-undated", [procedure((SNOMED, "18027006"))], {"procedures": [{"kind": "liver_transplant", "code": "18027006",
                                                                                 "system": "snomed"}]}, [W("no_date", "Procedure", False)]),
     Case("procedure-unknown-coding", [procedure(("urn:local:proc", "LTX"))], {"procedures": []}, [W("unknown_code", "Procedure")]),
+    # a LOINC code sent in the SNOMED CT system (Synthea's "trans thoracic echocardiogram", 34552-0) is no SNOMED CT concept id
+    Case("procedure-bad-snomed", [procedure((SNOMED, "34552-0"), performedDateTime="2015-10-06")], {"procedures": []},
+         [W("invalid_code", "Procedure")]),
+    Case("procedure-bad-snomed-then-good-snomed", [procedure((SNOMED, "34552-0"), (SNOMED, "18027006"), performedDateTime="2021-03-15")],
+         {"procedures": [{"kind": "liver_transplant", "code": "18027006", "system": "snomed", "date": "2021-03-15"}]},
+         [W("invalid_code", "Procedure", False)]),
+    Case("procedure-bad-snomed-good-cpt", [procedure((SNOMED, "TTE"), ("http://www.ama-assn.org/go/cpt", "93306"), performedDateTime="2015-10-06")],
+         {"procedures": [{"code": "93306", "system": "cpt", "date": "2015-10-06"}]}, [W("invalid_code", "Procedure", False)]),
+    Case("procedure-bad-snomed-project-kind", [procedure((SNOMED, "34552-0"), (PROJECT, "tips"), performedDateTime="2025-01-05")],
+         {"procedures": [{"kind": "tips", "date": "2025-01-05"}]}, [W("invalid_code", "Procedure", False)]),
     Case("ips-no-known-procedures", [procedure(("http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips", "no-known-procedures"))],
          {"procedures": []}),
     # -- imaging ---------------------------------------------------------------------------------
@@ -570,9 +580,10 @@ SYNTHEA = {
                               observations=1, medications=3, procedures=10, warnings={"unknown_code": 62, "unsupported_resource": 65}),
     "Louis_Maggio": dict(id="bae2bf00-eca1-47fb-bb43-272f8de1449c", birth_date="1976-01-16", sex="male", conditions=12, observations=3,
                          medications=5, procedures=None, warnings={"unknown_code": 63, "unsupported_resource": 72}),
+    # one of Michele Wolf's 11 Procedures is coded 34552-0 (a LOINC code) in the SNOMED CT system: an invalid_code warning
     "Michele_Wolf": dict(id="0f49d2d0-59be-4f72-a22b-0a582367b44b", birth_date="1941-09-14", sex="female", conditions=3, observations=12,
-                         medications=4, procedures=11, warnings={"unknown_code": 117, "unsupported_resource": 81, "findings_unknown": 4,
-                                                                 "deceased": 1}),
+                         medications=4, procedures=10, warnings={"unknown_code": 117, "unsupported_resource": 81, "findings_unknown": 4,
+                                                                 "deceased": 1, "invalid_code": 1}),
 }
 
 
