@@ -736,6 +736,24 @@ def test_bulk_conditional_reference_reads_like_in_a_bundle(tmp_path, reference):
     assert mapped.profile == bundle_to_profile(bundle(resource)).profile
 
 
+def test_bulk_medication_reference_reads_like_in_a_bundle(tmp_path):
+    """A Medication names no patient: the patients whose requests refer to it read it, as in a Bundle."""
+    epivir = {"resourceType": "Medication", "id": "med1", "code": concept(ATC, "J05AF05", display="Epivir-HBV 100 mg"),
+              "ingredient": [{"itemCodeableConcept": {"text": "lamivudine"}}]}
+    orders = [by_reference({"reference": "Medication/med1"}), {**by_reference({"reference": "Medication/med1"}), "id": "r2"}]
+    _ndjson(tmp_path, "Patient.000.ndjson", PATIENT)
+    _ndjson(tmp_path, "Medication.000.ndjson", epivir, {**epivir, "code": {"text": "a copy"}},
+            {"resourceType": "Medication", "id": "med2", "code": {"text": "Baraclude"}})
+    _ndjson(tmp_path, "MedicationRequest.000.ndjson", *orders)
+    export = read_bulk_export(tmp_path)
+    (mapped,) = list(export)
+    assert [(m.name, m.atc, m.ingredients) for m in mapped.profile.medications] == [("Epivir-HBV 100 mg", "J05AF05", ["lamivudine"])] * 2
+    assert mapped.warnings == ()
+    assert mapped.profile == bundle_to_profile(bundle(epivir, *orders)).profile
+    assert [(w.code.value, w.resource_id, w.where) for w in export.warnings] == [
+        ("assumption", "med1", "Medication.000.ndjson line 2"), ("no_patient", "med2", "Medication.000.ndjson line 3")]
+
+
 def test_bulk_line_that_is_not_json_is_named(tmp_path):
     good = json.dumps(condition((ICD10, "B18.1")))
     _ndjson(tmp_path, "Patient.000.ndjson", PATIENT)

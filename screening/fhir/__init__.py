@@ -92,7 +92,9 @@ Mapping (R4)
 
 Bulk Data export: :func:`read_bulk_export` scans a folder of NDJSON files once (type, id, patient
 reference and byte offset per line) and yields one :class:`MappedProfile` per Patient, re-reading
-only that patient's lines; resources that name no patient are in ``BulkExport.warnings``.
+only that patient's lines; a Medication (which names no patient) is read with each patient whose
+MedicationRequest or MedicationStatement refers to it; resources that name no patient are in
+``BulkExport.warnings``.
 """
 
 from __future__ import annotations
