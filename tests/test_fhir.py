@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from screening import PatientDataError, load_patient, screen
 from screening.cli import app
+from screening.cohort import read_cohort, screen_cohort
 from screening.fhir import MappedProfile, WarningCode, bundle_to_profile, read_bulk_export
 from screening.fhir.mapping import HANDLERS, REFERENCED_ONLY
 from screening.fhir.parse import MAPPED_RESOURCE_TYPES
@@ -691,6 +693,36 @@ def test_bulk_export_level_warnings(bulk):
     assert by_type == {"Organization": 43, "Location": 44, "Practitioner": 43, "PractitionerRole": 43, None: 1}
     (log,) = [w for w in export.warnings if w.code is WarningCode.NOT_FHIR]
     assert log.message == "4 lines of log.ndjson are not FHIR resources: not read"
+
+
+@needs_shared
+def test_screen_cohort_reads_the_bulk_export(rules, bulk, tmp_path):
+    """`screening screen-cohort <bulk export folder>`: one row per Patient and trial, the reference
+    evaluator's verdicts, and the mapping warnings counted."""
+    _, mapped = bulk
+    out = tmp_path / "results.csv"
+    run = CliRunner().invoke(app, ["screen-cohort", str(SYNTHETIC / "bulk-10-patients"), "--out", str(out), "--rules", str(ROOT / "rules"),
+                                   "--as-of", "2024-08-06"])
+    assert run.exit_code == 0, run.output
+    assert "FHIR mapping warnings: 2795 (unsupported_resource 2618, no_patient 173, deceased 3, not_fhir 1)" in run.output
+    rows = pd.read_csv(out, dtype=str, keep_default_na=False)
+    expected = [(m.profile.id, t.trial_id, t.verdict.value, ";".join(t.deciding))
+                for m in mapped for t in screen(m.profile, rules, as_of=dt.date(2024, 8, 6)).results]
+    assert list(rows[["patient_id", "trial_id", "verdict", "deciding"]].itertuples(index=False, name=None)) == expected
+
+
+def test_cohort_bulk_export_patient_with_an_invalid_resource_is_an_error_row(rules, tmp_path):
+    _ndjson(tmp_path, "Patient.000.ndjson", PATIENT, {**PATIENT, "id": "T2", "identifier": []})
+    _ndjson(tmp_path, "Observation.000.ndjson", obs("1975-2", rid="bad", valueQuantity={"value": "2,6", "code": "mg/dL"}),
+            {**obs("1975-2", rid="ok", valueQuantity=qty(2, "mg/dL")), "subject": {"reference": "Patient/T2"}})
+    _ndjson(tmp_path, "Encounter.000.ndjson", {"resourceType": "Encounter", "id": "e1", "subject": {"reference": "Patient/T2"}})
+    warnings: list = []
+    frames = list(screen_cohort(read_cohort(tmp_path, chunk_size=1, on_fhir_warnings=warnings.extend), rules, AS_OF, ["NCT04357600"]))
+    rows = pd.concat(frames, ignore_index=True)
+    assert list(rows.patient_id) == ["T1", "T2"]
+    assert list(rows.verdict) == ["error", "undetermined"]
+    assert "patient T1: field valueQuantity.value: Observation/bad (Observation.000.ndjson line 1) is not valid FHIR R4" in rows.error[0]
+    assert [(w.code.value, w.resource_id) for w in warnings] == [("unsupported_resource", "e1")]
 
 
 def _ndjson(folder: Path, name: str, *resources: dict | str) -> None:

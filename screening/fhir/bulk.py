@@ -69,22 +69,38 @@ class BulkExport:
         return len(self._patients)
 
     def __iter__(self) -> Iterator[MappedProfile]:
+        for result in self.results():
+            if isinstance(result, PatientDataError):
+                raise result
+            yield result
+
+    def results(self) -> Iterator[MappedProfile | PatientDataError]:
+        """One :class:`MappedProfile` per Patient, in file order, as iterating gives them; a patient
+        with a resource that is not valid FHIR R4 gives its :class:`PatientDataError` in its place,
+        and the next patients are still read (a cohort screens them all)."""
         handles: dict[int, IO[bytes]] = {}
         try:
             for patient_id, patient_line in self._patients.items():
-                patient = self._validate(handles, patient_line, patient_id)
-                builder = ProfileBuilder(patient, patient_id=patient_id, where=self._where(patient_line))
-                for line in self._groups.get(patient_id, ()):
-                    if line.resource_type in MAPPED_RESOURCE_TYPES:
-                        builder.add(self._validate(handles, line, patient_id), self._where(line))
-                    else:
-                        builder.unsupported(line.resource_type, line.resource_id, self._where(line))
-                for line in self._referenced.get(patient_id, ()):
-                    builder.add(self._validate(handles, line, patient_id), self._where(line))
-                yield builder.build()
+                try:
+                    result: MappedProfile | PatientDataError = self._build(handles, patient_id, patient_line)
+                except PatientDataError as exc:
+                    result = exc
+                yield result
         finally:
             for handle in handles.values():
                 handle.close()
+
+    def _build(self, handles: dict[int, IO[bytes]], patient_id: str, patient_line: _Line) -> MappedProfile:
+        patient = self._validate(handles, patient_line, patient_id)
+        builder = ProfileBuilder(patient, patient_id=patient_id, where=self._where(patient_line))
+        for line in self._groups.get(patient_id, ()):
+            if line.resource_type in MAPPED_RESOURCE_TYPES:
+                builder.add(self._validate(handles, line, patient_id), self._where(line))
+            else:
+                builder.unsupported(line.resource_type, line.resource_id, self._where(line))
+        for line in self._referenced.get(patient_id, ()):
+            builder.add(self._validate(handles, line, patient_id), self._where(line))
+        return builder.build()
 
     # -- scanning --------------------------------------------------------------------------------
 
