@@ -30,6 +30,9 @@ from screening.errors import UnitError
         ("prothrombin_time", 16, "s", 16),
         ("platelets", 150, "10*3/uL", 150),
         ("platelets", 150000, "/uL", 150),
+        ("platelets", 150, "10*3/mm3", 150),  # UCUM exponent: mm3 is a cubic millimetre (= uL)
+        ("platelets", 150000, "/mm3", 150),
+        ("albumin", 35, "g/dm3", 3.5),
         ("hbv_dna", 2000, "[IU]/mL", 2000),
         ("hbv_dna", 2_000_000, "[IU]/L", 2000),
         ("alt", 40, "U/L", 40),
