@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from .cohort import CohortSummary
+    from .fhir.result import WarningCode
 
 # A command imports what only it needs (pandas, the cohort path, the service, durable_rules) when
 # it runs, so `screening screen` for one patient starts without them.
@@ -118,7 +119,7 @@ def screen(
 
 @app.command("screen-cohort")
 def screen_cohort_command(
-    cohort: Annotated[Path, typer.Argument(help="Flat table (.csv/.parquet), NDJSON profiles (.ndjson) or a folder of long tables")],
+    cohort: Annotated[Path, typer.Argument(help="Flat table (.csv/.parquet), NDJSON profiles (.ndjson), a folder of long tables or a FHIR R4 Bulk Data export folder")],
     out: Annotated[Path, typer.Option("--out", help="Results file: .csv or .parquet")],
     rules: RulesOption = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
@@ -133,13 +134,15 @@ def screen_cohort_command(
 
     screening_date = _date(as_of)
     summary = CohortSummary()
+    fhir_warnings: Counter[WarningCode] = Counter()  # of a FHIR bulk export, by code
     try:
         ruleset = _rules(rules)
         selected = ruleset.select(trial or None)  # no --trial: every trial
         if dask is not None:
             _screen_on_dask(cohort, out, ruleset, screening_date, selected, dask, summary)
         else:
-            _screen_locally(cohort, out, ruleset, screening_date, selected, chunk_size, summary, workers or os.cpu_count() or 1)
+            _screen_locally(cohort, out, ruleset, screening_date, selected, chunk_size, summary, workers or os.cpu_count() or 1,
+                            fhir_warnings)
     except (ScreeningError, OSError) as exc:  # OSError: a cohort file not found, results not writable
         raise _fail("\n".join([str(exc), *getattr(exc, "__notes__", ())])) from None  # notes: where the rows so far are
     table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
@@ -150,6 +153,9 @@ def screen_cohort_command(
     for trial_id, counts in sorted(summary.verdicts.items()):
         table.add_row(trial_id, *(str(counts.get(c, 0)) for c in columns))
     _console().print(table)
+    if fhir_warnings:
+        counts = ", ".join(f"{code.value} {n}" for code, n in fhir_warnings.most_common())
+        typer.echo(f"FHIR mapping warnings: {fhir_warnings.total()} ({counts}); screening.fhir.read_bulk_export lists each")
     typer.echo(f"results: {out}")
     if report is not None:
         from .cohort.report import write_reports
@@ -167,14 +173,16 @@ def _read_results(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
 
 
-def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], chunk_size: int, summary: CohortSummary, workers: int) -> None:
+def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], chunk_size: int, summary: CohortSummary, workers: int,
+                    fhir_warnings: Counter[WarningCode] | None = None) -> None:
     from .cohort import read_cohort, screen_cohort
     from .cohort.output import ResultWriter
 
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True), disable=not sys.stderr.isatty())
     with ResultWriter(out) as writer, ExitStack() as shown:
         task = None
-        for frame in screen_cohort(read_cohort(cohort, chunk_size), ruleset, as_of, trials, summary, workers):
+        counted = None if fhir_warnings is None else (lambda warnings: fhir_warnings.update(w.code for w in warnings))
+        for frame in screen_cohort(read_cohort(cohort, chunk_size, counted), ruleset, as_of, trials, summary, workers):
             if task is None:  # the display runs a thread: started once the worker processes are forked (a fork copies held locks)
                 shown.enter_context(progress)
                 task = progress.add_task("screening", total=None)

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from screening import PatientDataError, load_patient, screen
 from screening.cli import app
+from screening.cohort import read_cohort, screen_cohort
 from screening.fhir import MappedProfile, WarningCode, bundle_to_profile, read_bulk_export
 from screening.fhir.mapping import HANDLERS, REFERENCED_ONLY
 from screening.fhir.parse import MAPPED_RESOURCE_TYPES
@@ -353,6 +355,16 @@ CASES = [
     Case("procedure-undated", [procedure((SNOMED, "18027006"))], {"procedures": [{"kind": "liver_transplant", "code": "18027006",
                                                                                 "system": "snomed"}]}, [W("no_date", "Procedure", False)]),
     Case("procedure-unknown-coding", [procedure(("urn:local:proc", "LTX"))], {"procedures": []}, [W("unknown_code", "Procedure")]),
+    # a LOINC code sent in the SNOMED CT system (Synthea's "trans thoracic echocardiogram", 34552-0) is no SNOMED CT concept id
+    Case("procedure-bad-snomed", [procedure((SNOMED, "34552-0"), performedDateTime="2015-10-06")], {"procedures": []},
+         [W("invalid_code", "Procedure")]),
+    Case("procedure-bad-snomed-then-good-snomed", [procedure((SNOMED, "34552-0"), (SNOMED, "18027006"), performedDateTime="2021-03-15")],
+         {"procedures": [{"kind": "liver_transplant", "code": "18027006", "system": "snomed", "date": "2021-03-15"}]},
+         [W("invalid_code", "Procedure", False)]),
+    Case("procedure-bad-snomed-good-cpt", [procedure((SNOMED, "TTE"), ("http://www.ama-assn.org/go/cpt", "93306"), performedDateTime="2015-10-06")],
+         {"procedures": [{"code": "93306", "system": "cpt", "date": "2015-10-06"}]}, [W("invalid_code", "Procedure", False)]),
+    Case("procedure-bad-snomed-project-kind", [procedure((SNOMED, "34552-0"), (PROJECT, "tips"), performedDateTime="2025-01-05")],
+         {"procedures": [{"kind": "tips", "date": "2025-01-05"}]}, [W("invalid_code", "Procedure", False)]),
     Case("ips-no-known-procedures", [procedure(("http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips", "no-known-procedures"))],
          {"procedures": []}),
     # -- imaging ---------------------------------------------------------------------------------
@@ -570,9 +582,10 @@ SYNTHEA = {
                               observations=1, medications=3, procedures=10, warnings={"unknown_code": 62, "unsupported_resource": 65}),
     "Louis_Maggio": dict(id="bae2bf00-eca1-47fb-bb43-272f8de1449c", birth_date="1976-01-16", sex="male", conditions=12, observations=3,
                          medications=5, procedures=None, warnings={"unknown_code": 63, "unsupported_resource": 72}),
+    # one of Michele Wolf's 11 Procedures is coded 34552-0 (a LOINC code) in the SNOMED CT system: an invalid_code warning
     "Michele_Wolf": dict(id="0f49d2d0-59be-4f72-a22b-0a582367b44b", birth_date="1941-09-14", sex="female", conditions=3, observations=12,
-                         medications=4, procedures=11, warnings={"unknown_code": 117, "unsupported_resource": 81, "findings_unknown": 4,
-                                                                 "deceased": 1}),
+                         medications=4, procedures=10, warnings={"unknown_code": 117, "unsupported_resource": 81, "findings_unknown": 4,
+                                                                 "deceased": 1, "invalid_code": 1}),
 }
 
 
@@ -682,6 +695,36 @@ def test_bulk_export_level_warnings(bulk):
     assert log.message == "4 lines of log.ndjson are not FHIR resources: not read"
 
 
+@needs_shared
+def test_screen_cohort_reads_the_bulk_export(rules, bulk, tmp_path):
+    """`screening screen-cohort <bulk export folder>`: one row per Patient and trial, the reference
+    evaluator's verdicts, and the mapping warnings counted."""
+    _, mapped = bulk
+    out = tmp_path / "results.csv"
+    run = CliRunner().invoke(app, ["screen-cohort", str(SYNTHETIC / "bulk-10-patients"), "--out", str(out), "--rules", str(ROOT / "rules"),
+                                   "--as-of", "2024-08-06"])
+    assert run.exit_code == 0, run.output
+    assert "FHIR mapping warnings: 2795 (unsupported_resource 2618, no_patient 173, deceased 3, not_fhir 1)" in run.output
+    rows = pd.read_csv(out, dtype=str, keep_default_na=False)
+    expected = [(m.profile.id, t.trial_id, t.verdict.value, ";".join(t.deciding))
+                for m in mapped for t in screen(m.profile, rules, as_of=dt.date(2024, 8, 6)).results]
+    assert list(rows[["patient_id", "trial_id", "verdict", "deciding"]].itertuples(index=False, name=None)) == expected
+
+
+def test_cohort_bulk_export_patient_with_an_invalid_resource_is_an_error_row(rules, tmp_path):
+    _ndjson(tmp_path, "Patient.000.ndjson", PATIENT, {**PATIENT, "id": "T2", "identifier": []})
+    _ndjson(tmp_path, "Observation.000.ndjson", obs("1975-2", rid="bad", valueQuantity={"value": "2,6", "code": "mg/dL"}),
+            {**obs("1975-2", rid="ok", valueQuantity=qty(2, "mg/dL")), "subject": {"reference": "Patient/T2"}})
+    _ndjson(tmp_path, "Encounter.000.ndjson", {"resourceType": "Encounter", "id": "e1", "subject": {"reference": "Patient/T2"}})
+    warnings: list = []
+    frames = list(screen_cohort(read_cohort(tmp_path, chunk_size=1, on_fhir_warnings=warnings.extend), rules, AS_OF, ["NCT04357600"]))
+    rows = pd.concat(frames, ignore_index=True)
+    assert list(rows.patient_id) == ["T1", "T2"]
+    assert list(rows.verdict) == ["error", "undetermined"]
+    assert "patient T1: field valueQuantity.value: Observation/bad (Observation.000.ndjson line 1) is not valid FHIR R4" in rows.error[0]
+    assert [(w.code.value, w.resource_id) for w in warnings] == [("unsupported_resource", "e1")]
+
+
 def _ndjson(folder: Path, name: str, *resources: dict | str) -> None:
     folder.mkdir(exist_ok=True)
     (folder / name).write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in resources))
@@ -723,6 +766,24 @@ def test_bulk_conditional_reference_reads_like_in_a_bundle(tmp_path, reference):
     (mapped,) = list(export)
     assert (export.warnings, mapped.warnings) == ((), ())
     assert mapped.profile == bundle_to_profile(bundle(resource)).profile
+
+
+def test_bulk_medication_reference_reads_like_in_a_bundle(tmp_path):
+    """A Medication names no patient: the patients whose requests refer to it read it, as in a Bundle."""
+    epivir = {"resourceType": "Medication", "id": "med1", "code": concept(ATC, "J05AF05", display="Epivir-HBV 100 mg"),
+              "ingredient": [{"itemCodeableConcept": {"text": "lamivudine"}}]}
+    orders = [by_reference({"reference": "Medication/med1"}), {**by_reference({"reference": "Medication/med1"}), "id": "r2"}]
+    _ndjson(tmp_path, "Patient.000.ndjson", PATIENT)
+    _ndjson(tmp_path, "Medication.000.ndjson", epivir, {**epivir, "code": {"text": "a copy"}},
+            {"resourceType": "Medication", "id": "med2", "code": {"text": "Baraclude"}})
+    _ndjson(tmp_path, "MedicationRequest.000.ndjson", *orders)
+    export = read_bulk_export(tmp_path)
+    (mapped,) = list(export)
+    assert [(m.name, m.atc, m.ingredients) for m in mapped.profile.medications] == [("Epivir-HBV 100 mg", "J05AF05", ["lamivudine"])] * 2
+    assert mapped.warnings == ()
+    assert mapped.profile == bundle_to_profile(bundle(epivir, *orders)).profile
+    assert [(w.code.value, w.resource_id, w.where) for w in export.warnings] == [
+        ("assumption", "med1", "Medication.000.ndjson line 2"), ("no_patient", "med2", "Medication.000.ndjson line 3")]
 
 
 def test_bulk_line_that_is_not_json_is_named(tmp_path):

@@ -32,6 +32,10 @@ from screening.errors import UnitError
         ("platelets", 150000, "/uL", 150),
         ("platelets", 150, "10*3{cells}/uL", 150),  # the annotation is not a digit of the exponent (was 1e31 per uL)
         ("platelets", 150000, "{cells}/uL", 150),
+        ("platelets", 150, "10*3/mm3", 150),  # UCUM exponent: mm3 is a cubic millimetre (= uL)
+        ("platelets", 150000, "/mm3", 150),
+        ("albumin", 35, "g/dm3", 3.5),
+        ("albumin", 3.5, "g/dL{in serum_1.x}", 3.5),  # annotation text is free (mL/min/{1.73_m2} was refused)
         ("hbv_dna", 2000, "[IU]/mL", 2000),
         ("hbv_dna", 2_000_000, "[IU]/L", 2000),
         ("alt", 40, "U/L", 40),

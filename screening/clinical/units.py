@@ -1,9 +1,10 @@
 """Unit normalization: a lab value in any UCUM unit to its analyte's canonical unit.
 
 UCUM (unitsofmeasure.org) codes are translated to pint (a maintained units library that knows
-SI prefixes and dimensions) with a few rules: ``{annotation}`` is 1, ``10*9`` is 1e9, ``[IU]`` is an
-arbitrary international unit, ``meq`` is mmol divided by the analyte's valence, ``.`` is a
-product and a leading ``/`` is a reciprocal. Mass <-> substance
+SI prefixes and dimensions) with a few rules: an ``{annotation}`` means nothing (after a symbol it
+goes, standing alone it is 1), ``10*9`` is 1e9, ``[IU]`` is an arbitrary international unit (the
+enzyme unit for ALT/AST, see :mod:`screening.clinical.analytes`), ``meq`` is mmol divided by the analyte's valence, ``.`` is a
+product, digits after a unit are its power (``mm3``) and a leading ``/`` is a reciprocal. Mass <-> substance
 uses the analyte's molar mass (see :mod:`screening.clinical.analytes`). Anything else that does not
 convert is a :class:`UnitError`, never a guess. Factors are computed once per (analyte, unit);
 those of the units results commonly come in are precomputed (:mod:`screening.clinical.unit_factors`).
@@ -22,10 +23,11 @@ from ..errors import UnitError
 from .analytes import ANALYTES, Analyte
 from .unit_factors import REPORTED_UNIT_FACTORS
 
-_UCUM_CHARS = re.compile(r"^[A-Za-z0-9\[\]{}/.*^%()\-]+$")
+_UCUM_CHARS = re.compile(r"^[A-Za-z0-9\[\]{}/.*^%()\-]*$")
 _ANNOTATION = re.compile(r"\{[^{}]*\}")
 _POWER_OF_TEN = re.compile(r"10\*(-?\d+)|10\^(-?\d+)")
 _EQUIVALENT = re.compile(r"(?<![A-Za-z])([munp]?)(?:eq|Eq)(?![A-Za-z])")
+_EXPONENT = re.compile(r"(?<=[A-Za-z\]])(-?\d+)")  # UCUM writes a power as digits after the unit: mm3, s-1
 
 if TYPE_CHECKING:
     import pint
@@ -61,11 +63,12 @@ def _annotation(match: re.Match[str]) -> str:
 
 
 def _to_pint(ucum: str, analyte: Analyte) -> str:
-    if not _UCUM_CHARS.match(ucum):
+    if not ucum or not _UCUM_CHARS.match(_ANNOTATION.sub("", ucum)):  # an annotation may hold any text but braces
         raise UnitError(f"{ucum!r} is not a UCUM unit", field="unit")
     expr = _ANNOTATION.sub(_annotation, ucum).replace("[IU]", "IU").replace("[iU]", "IU")
     if analyte.international_unit is not None:
         expr = expr.replace("IU", analyte.international_unit)
+    expr = _EXPONENT.sub(r"**\1", expr)
     expr = _POWER_OF_TEN.sub(lambda m: f"1e{m.group(1) or m.group(2)}", expr)
     if _EQUIVALENT.search(expr):
         if analyte.valence is None:

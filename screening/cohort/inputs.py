@@ -1,10 +1,11 @@
 """Read a cohort in chunks: a flat table (CSV/Parquet) as pandas frames of its columns, a folder of
-long tables or NDJSON profiles as lists of profile dicts. Nothing is validated here: screening
-validates each row, so a bad row does not stop the run."""
+long tables, NDJSON profiles or a FHIR R4 Bulk Data export as lists of profile dicts. Nothing is
+validated here (but the FHIR resources, by their mapping): screening validates each row, so a bad
+row does not stop the run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
+from ..fhir.result import FhirWarning
 from ..jsontext import JsonProblem, decode_json
 from .flat import CSV_OPTIONS
 from .long import read_long, reading, to_frame
@@ -21,12 +23,20 @@ from .long import read_long, reading, to_frame
 T = TypeVar("T")
 
 
-def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.DataFrame | list[dict[str, Any]]]:
+def read_cohort(path: str | Path, chunk_size: int = 100_000,
+                on_fhir_warnings: Callable[[tuple[FhirWarning, ...]], Any] | None = None) -> Iterator[pd.DataFrame | list[dict[str, Any]]]:
     """Chunks of ``path`` for :func:`screening.cohort.screen_cohort`: frames of a ``.csv`` or
     ``.parquet`` flat table, lists of profile dicts from ``.ndjson``/``.jsonl`` (one profile per
-    line) or a folder of long tables. A line that is not JSON yields an error marker dict
-    ``{"__error__": ...}`` in its place, so rows out == rows in."""
+    line), a folder of long tables, or a folder of ``*.ndjson`` files without a ``patients``
+    table, read as a FHIR R4 Bulk Data export (one profile per Patient; ``on_fhir_warnings``, when
+    given, is called with the export's mapping warnings, then with each patient's). A line that is not JSON, or a patient with a resource
+    that is not valid FHIR R4, yields an error marker dict ``{"__error__": ...}`` in its place, so
+    rows out == rows in."""
     path = Path(path)
+    if path.is_dir() and not any((path / f"patients{suffix}").exists() for suffix in (".csv", ".parquet")) \
+            and any(path.glob("*.ndjson")):
+        yield from _bulk_export(path, chunk_size, on_fhir_warnings)
+        return
     if path.is_dir():
         profiles = read_long(path)
         for start in range(0, len(profiles), chunk_size):
@@ -57,6 +67,27 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000) -> Iterator[pd.Data
             yield chunk
     else:
         raise PatientDataError(f"unknown cohort format {suffix!r}: use .csv, .parquet, .ndjson/.jsonl or a folder of long tables", source=str(path))
+
+
+def _bulk_export(path: Path, chunk_size: int, on_warnings: Callable[[tuple[FhirWarning, ...]], Any] | None) -> Iterator[list[dict[str, Any]]]:
+    from ..fhir.bulk import read_bulk_export  # loads fhir.resources: only for a bulk export
+
+    export = read_bulk_export(path)
+    if on_warnings is not None:
+        on_warnings(export.warnings)
+    chunk: list[dict[str, Any]] = []
+    for result in export.results():
+        if isinstance(result, PatientDataError):
+            chunk.append({"id": result.patient_id, "__error__": str(result)})
+        else:
+            chunk.append(result.profile.model_dump())
+            if on_warnings is not None:
+                on_warnings(result.warnings)
+        if len(chunk) >= chunk_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _profile_or_error(line: bytes, number: int) -> Any:

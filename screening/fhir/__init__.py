@@ -68,7 +68,8 @@ Mapping (R4)
   as such, intended and draft -> intended (also a request whose intent is proposal/plan/option),
   unknown -> active with a warning; not-taken, cancelled and entered-in-error are skipped.
 - **Procedure** (not-done, preparation, entered-in-error skipped): SNOMED CT, then ICD-10-PCS, then
-  CPT -> ``code``/``system``; ``kind`` from a project coding, else from the SNOMED CT table in
+  CPT -> ``code``/``system`` (a code in the SNOMED CT system that is no concept id, such as a LOINC
+  code, is an ``invalid_code`` warning and not used); ``kind`` from a project coding, else from the SNOMED CT table in
   :data:`screening.fhir.codes.PROCEDURE_KINDS` (18027006 -> liver_transplant, 302497006 ->
   haemodialysis, ...); ``performedDateTime`` / ``performedPeriod`` (start); undated: kept, warned.
 - **DiagnosticReport** for imaging: the modality from a referenced ImagingStudy (DICOM US/CT/MR), a
@@ -91,7 +92,9 @@ Mapping (R4)
 
 Bulk Data export: :func:`read_bulk_export` scans a folder of NDJSON files once (type, id, patient
 reference and byte offset per line) and yields one :class:`MappedProfile` per Patient, re-reading
-only that patient's lines; resources that name no patient are in ``BulkExport.warnings``.
+only that patient's lines; a Medication (which names no patient) is read with each patient whose
+MedicationRequest or MedicationStatement refers to it; resources that name no patient are in
+``BulkExport.warnings``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The export is scanned once: each line's resource type, id and patient reference are recorded with
 its byte offset, nothing more. Iterating then builds one patient at a time, re-reading (and
 validating) only that patient's lines, so memory grows with the number of lines, not their size.
+A Medication names no patient: it is read with the patients whose MedicationRequest or
+MedicationStatement refers to it (``medicationReference``), as it would be in their Bundles.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class _Line:
     number: int  # 1-based
     resource_type: str
     resource_id: str | None
+    medication: str | None = None  # a MedicationRequest's or MedicationStatement's medicationReference
 
 
 class BulkExport:
@@ -38,9 +41,9 @@ class BulkExport:
 
     ``warnings`` holds what belongs to no patient: lines that are not JSON (one warning each, naming
     the line), lines that are not FHIR resources (the export log), resources that name no patient
-    (Organization, Practitioner, Location...), and resources that name a patient the export does
-    not hold. A resource that is not valid FHIR R4 raises :class:`PatientDataError` when its
-    patient is built.
+    (Organization, Practitioner, Location..., a Medication no patient's record refers to), and
+    resources that name a patient the export does not hold. A resource that is not valid FHIR R4
+    raises :class:`PatientDataError` when its patient is built.
     """
 
     def __init__(self, folder: str | Path):
@@ -52,6 +55,8 @@ class BulkExport:
             raise PatientDataError("no .ndjson files: not a bulk export", source=str(self.folder))
         self._patients: dict[str, _Line] = {}
         self._groups: dict[str, list[_Line]] = defaultdict(list)
+        self._medications: dict[str, _Line] = {}  # Medication lines by id: they name no patient
+        self._referenced: dict[str, list[_Line]] = {}  # per patient, the Medication lines its records refer to
         self._warnings: list[FhirWarning] = []
         self._scan()
         self.warnings: tuple[FhirWarning, ...] = tuple(self._warnings)
@@ -64,20 +69,38 @@ class BulkExport:
         return len(self._patients)
 
     def __iter__(self) -> Iterator[MappedProfile]:
+        for result in self.results():
+            if isinstance(result, PatientDataError):
+                raise result
+            yield result
+
+    def results(self) -> Iterator[MappedProfile | PatientDataError]:
+        """One :class:`MappedProfile` per Patient, in file order, as iterating gives them; a patient
+        with a resource that is not valid FHIR R4 gives its :class:`PatientDataError` in its place,
+        and the next patients are still read (a cohort screens them all)."""
         handles: dict[int, IO[bytes]] = {}
         try:
             for patient_id, patient_line in self._patients.items():
-                patient = self._validate(handles, patient_line, patient_id)
-                builder = ProfileBuilder(patient, patient_id=patient_id, where=self._where(patient_line))
-                for line in self._groups.get(patient_id, ()):
-                    if line.resource_type in MAPPED_RESOURCE_TYPES:
-                        builder.add(self._validate(handles, line, patient_id), self._where(line))
-                    else:
-                        builder.unsupported(line.resource_type, line.resource_id, self._where(line))
-                yield builder.build()
+                try:
+                    result: MappedProfile | PatientDataError = self._build(handles, patient_id, patient_line)
+                except PatientDataError as exc:
+                    result = exc
+                yield result
         finally:
             for handle in handles.values():
                 handle.close()
+
+    def _build(self, handles: dict[int, IO[bytes]], patient_id: str, patient_line: _Line) -> MappedProfile:
+        patient = self._validate(handles, patient_line, patient_id)
+        builder = ProfileBuilder(patient, patient_id=patient_id, where=self._where(patient_line))
+        for line in self._groups.get(patient_id, ()):
+            if line.resource_type in MAPPED_RESOURCE_TYPES:
+                builder.add(self._validate(handles, line, patient_id), self._where(line))
+            else:
+                builder.unsupported(line.resource_type, line.resource_id, self._where(line))
+        for line in self._referenced.get(patient_id, ()):
+            builder.add(self._validate(handles, line, patient_id), self._where(line))
+        return builder.build()
 
     # -- scanning --------------------------------------------------------------------------------
 
@@ -106,9 +129,16 @@ class BulkExport:
                         not_fhir += 1
                         continue
                     resource_id = data.get("id") if isinstance(data.get("id"), str) else None
-                    line = _Line(index, offset, number, data["resourceType"], resource_id)
+                    line = _Line(index, offset, number, data["resourceType"], resource_id, self._medication_reference(data))
                     if line.resource_type == "Patient":
                         self._add_patient(line, data, identifiers)
+                        continue
+                    if line.resource_type == "Medication" and resource_id:
+                        if resource_id in self._medications:
+                            self._warn(line, WarningCode.ASSUMPTION, f"another copy of Medication/{resource_id}: "
+                                       f"the one at {self._where(self._medications[resource_id])} is used")
+                        else:
+                            self._medications[resource_id] = line
                         continue
                     reference = self._patient_reference(data)
                     if reference is None:
@@ -133,6 +163,24 @@ class BulkExport:
         for patient_id in [p for p in self._groups if p not in self._patients]:
             for line in self._groups.pop(patient_id):
                 self._warn(line, WarningCode.NO_PATIENT, f"refers to Patient/{patient_id}, which the export does not hold: not used")
+        self._link_medications()
+
+    def _link_medications(self) -> None:
+        """Give each patient the Medication lines its medication records refer to; warn about the others."""
+        used: set[str] = set()
+        for patient_id, lines in self._groups.items():
+            found: dict[str, _Line] = {}
+            for line in lines:
+                target = reference_type_id(line.medication) if line.medication else None
+                if target and target[0] == "Medication" and target[1] in self._medications:
+                    found.setdefault(target[1], self._medications[target[1]])
+            if found:
+                self._referenced[patient_id] = list(found.values())
+                used.update(found)
+        for medication_id, line in self._medications.items():
+            if medication_id not in used:
+                self._warn(line, WarningCode.NO_PATIENT,
+                           "a Medication no MedicationRequest or MedicationStatement of a Patient in the export refers to: not used")
 
     def _add_patient(self, line: _Line, data: dict[str, Any], identifiers: dict[str, str]) -> None:
         if not line.resource_id:
@@ -146,6 +194,13 @@ class BulkExport:
             if isinstance(ident, dict) and ident.get("value"):
                 identifiers.setdefault(f"{ident.get('system', '')}|{ident['value']}", line.resource_id)
                 identifiers.setdefault(str(ident["value"]), line.resource_id)
+
+    @staticmethod
+    def _medication_reference(data: dict[str, Any]) -> str | None:
+        if data.get("resourceType") not in ("MedicationRequest", "MedicationStatement"):
+            return None
+        value = data.get("medicationReference")
+        return value["reference"] if isinstance(value, dict) and isinstance(value.get("reference"), str) else None
 
     @staticmethod
     def _patient_reference(data: dict[str, Any]) -> str | None:

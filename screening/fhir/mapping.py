@@ -43,6 +43,7 @@ from .result import FhirWarning, MappedProfile, WarningCode
 
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 _LOINC = re.compile(r"^[0-9]{1,7}-[0-9]$")
+_SCTID = re.compile(r"^[0-9]{6,18}$")  # a SNOMED CT concept id (the shape Condition.snomed accepts)
 _HISTORY_LABEL = {C.HISTORY_CONDITIONS: "problem list", C.HISTORY_MEDICATIONS: "medication list",
                   C.HISTORY_PROCEDURES: "procedure history"}
 
@@ -615,13 +616,27 @@ class ProfileBuilder:
         codings = _codings(p.code)
         kind = next((cd.code for cd in codings if cd.system == C.PROJECT and cd.code and _KIND.match(cd.code)), None)
         code = system = None
+        invalid: list[str] = []  # codes in the SNOMED CT system that are no SNOMED CT concept id
         for uri, short in C.PROCEDURE_SYSTEMS.items():
-            found = next((cd.code for cd in codings if cd.system == uri and cd.code), None)
-            if found:
-                code, system = found, short
+            for cd in codings:
+                if cd.system != uri or not cd.code:
+                    continue
+                if short == "snomed" and not _SCTID.match(cd.code):
+                    invalid.append(cd.code)
+                    continue
+                code, system = cd.code, short
+                break
+            if code:
                 break
         if kind is None and system == "snomed":
             kind = C.PROCEDURE_KINDS.get(code)
+        if kind is None and code is None and invalid:
+            self.warn(item, WarningCode.INVALID_CODE, f"{invalid[0]!r} is not a SNOMED CT code (a concept id is 6-18 digits), "
+                      "and there is no other usable coding", field="code")
+            return
+        for bad in invalid:
+            self.warn(item, WarningCode.INVALID_CODE, f"{bad!r} is not a SNOMED CT code (a concept id is 6-18 digits): ignored",
+                      field="code", skipped=False)
         if kind is None and code is None:
             systems = sorted({cd.system or "no system" for cd in codings})
             self.warn(item, WarningCode.UNKNOWN_CODE, f"no SNOMED CT, ICD-10-PCS, CPT or project coding (has: {', '.join(systems) or 'none'})",

@@ -96,14 +96,27 @@ def render_text(result: ScreeningResult, console: Console) -> None:
         console.print(trial_table(trial))
 
 
+_ROUTINE_WARNINGS = frozenset({"unsupported_resource", "not_fhir", "no_patient"})  # resources of types the mapping does not read
+
+
+def _warning_rank(warning: FhirWarning) -> int:
+    """0: a resource kept with a stated reading (it changes what the profile says); 1: a resource of
+    a type the mapping reads, left out; 2: a resource of a type it does not read (Claim, Encounter...)."""
+    if warning.code.value in _ROUTINE_WARNINGS:
+        return 2
+    return 1 if warning.skipped else 0
+
+
 def render_warnings(warnings: Sequence[FhirWarning], console: Console, limit: int = 20) -> None:
-    """The FHIR mapping warnings after the result: a count by code, then the first ``limit``."""
+    """The FHIR mapping warnings after the result: a count by code, then the first ``limit``, those
+    about resources kept with a stated reading first, then those about resources left out of a type
+    the mapping reads, then the others (each group in the data's order)."""
     if not warnings:
         return
     counts = ", ".join(f"{code.value} {n}" for code, n in Counter(w.code for w in warnings).most_common())
     console.print()
     console.print(Text(f"FHIR mapping warnings: {len(warnings)} ({counts})", style="bold magenta"))
-    for warning in warnings[:limit]:
+    for warning in sorted(warnings, key=_warning_rank)[:limit]:
         console.print(Text(f"  {'skipped' if warning.skipped else 'kept'}: {warning}"))
     if len(warnings) > limit:
         console.print(Text(f"  ... and {len(warnings) - limit} more (--format json lists them all)"))
