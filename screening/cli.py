@@ -118,8 +118,8 @@ def screen(
 
 @app.command("screen-cohort")
 def screen_cohort_command(
-    cohort: Annotated[Path, typer.Argument(help="Flat table (.csv/.parquet), NDJSON profiles (.ndjson) or a folder of long tables")],
-    out: Annotated[Path, typer.Option("--out", help="Results file: .csv or .parquet")],
+    cohort: Annotated[str, typer.Argument(help="Flat table (.csv/.parquet), NDJSON profiles (.ndjson) or a folder of long tables; with --dask also a URL")],
+    out: Annotated[str, typer.Option("--out", help="Results file: .csv or .parquet; with --dask also a URL")],
     rules: RulesOption = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
     trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
@@ -136,10 +136,10 @@ def screen_cohort_command(
     try:
         ruleset = _rules(rules)
         selected = ruleset.select(trial or None)  # no --trial: every trial
-        if dask is not None:
+        if dask is not None:  # the workers read and write: a URL is passed on as given
             _screen_on_dask(cohort, out, ruleset, screening_date, selected, dask, summary)
         else:
-            _screen_locally(cohort, out, ruleset, screening_date, selected, chunk_size, summary, workers or os.cpu_count() or 1)
+            _screen_locally(Path(cohort), Path(out), ruleset, screening_date, selected, chunk_size, summary, workers or os.cpu_count() or 1)
     except (ScreeningError, OSError) as exc:  # OSError: a cohort file not found, results not writable
         raise _fail("\n".join([str(exc), *getattr(exc, "__notes__", ())])) from None  # notes: where the rows so far are
     table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
@@ -158,13 +158,13 @@ def screen_cohort_command(
         typer.echo(f"report: {html_path} and {md_path}")
 
 
-def _read_results(path: Path) -> pd.DataFrame:
+def _read_results(path: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     from .cohort.long import reading
 
-    with reading(path):  # empty, not UTF-8, not CSV, not Parquet: an error naming the file
-        return pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    with reading(Path(path)):  # empty, not UTF-8, not CSV, not Parquet: an error naming the file
+        return pd.read_csv(path, dtype=str, keep_default_na=False) if str(path).lower().endswith(".csv") else pd.read_parquet(path)
 
 
 def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], chunk_size: int, summary: CohortSummary, workers: int) -> None:
@@ -182,20 +182,19 @@ def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
             progress.update(task, description=f"screened {summary.rows} patients ({summary.errors} errors)")
 
 
-def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], address: str, summary: CohortSummary) -> None:
+def _screen_on_dask(cohort: str, out: str, ruleset: RuleSet, as_of: dt.date, trials: list[str], address: str, summary: CohortSummary) -> None:
     from distributed import Client, LocalCluster
 
     from .cohort.distributed import read_flat, rows_with_errors, screen_dask
 
-    suffix = cohort.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
+    if not cohort.rstrip("/").lower().endswith((".csv", ".parquet")):
         raise ScreeningError(f"{cohort}: --dask reads a flat .csv or .parquet table")
-    if out.suffix.lower() not in (".csv", ".parquet"):
+    if not out.rstrip("/").lower().endswith((".csv", ".parquet")):
         raise ScreeningError(f"{out}: results are written as .csv or .parquet")
     cluster = LocalCluster(processes=True, dashboard_address=None) if address == "local" else None
     with Client(cluster if cluster is not None else address):
         results = screen_dask(read_flat(cohort), ruleset, as_of, trials).persist()
-        if out.suffix.lower() == ".csv":
+        if out.lower().endswith(".csv"):
             results.to_csv(out, single_file=True, index=False)
         else:
             results.astype(str).to_parquet(out, write_index=False)  # a folder of part files
