@@ -133,6 +133,8 @@ def screen_cohort_command(
 
     screening_date = _date(as_of)
     summary = CohortSummary()
+    if dask is None or "://" not in cohort:  # a URL is for the Dask workers to read
+        _check_exists(Path(cohort))
     try:
         ruleset = _rules(rules)
         selected = ruleset.select(trial or None)  # no --trial: every trial
@@ -156,6 +158,12 @@ def screen_cohort_command(
 
         html_path, md_path = write_reports(_read_results(out), ruleset, report, screening_date.isoformat())
         typer.echo(f"report: {html_path} and {md_path}")
+
+
+def _check_exists(path: Path) -> None:
+    """Exit 2 naming a missing input file, as ``screen`` does (pyarrow's error may not name it)."""
+    if not path.exists():
+        raise _fail(f"{path}: cannot read: No such file or directory")
 
 
 def _read_results(path: str | Path) -> pd.DataFrame:
@@ -218,6 +226,7 @@ def report(
     """Attrition funnel, verdict counts and near-miss worklists from cohort results."""
     from .cohort.report import write_reports
 
+    _check_exists(results)
     try:
         ruleset = _rules(rules)  # a rules error names its file
         frame = _read_results(results)  # a file that cannot be read names itself

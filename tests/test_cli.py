@@ -97,6 +97,25 @@ def test_bad_options_exit_2():
     assert run("screen", str(ROOT / "nope.json"), *RULES).exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("command", "name", "options"),
+    [
+        ("screen", "nope.json", []),
+        ("screen-cohort", "nope.csv", ["--out", "results.csv"]),
+        ("screen-cohort", "nope.parquet", ["--out", "results.csv"]),  # pyarrow's message named no file
+        ("screen-cohort", "nope.ndjson", ["--out", "results.csv"]),
+        ("report", "nope.csv", ["--out", "report"]),
+        ("report", "nope.parquet", ["--out", "report"]),  # pandas said only 'nope.parquet'
+        ("watch", "nope.jsonl", []),
+    ],
+)
+def test_a_missing_input_file_exits_2_naming_it(tmp_path, monkeypatch, command, name, options):
+    monkeypatch.chdir(tmp_path)
+    result = run(command, name, *options, *RULES, "--as-of", "2026-11-22")
+    assert result.exit_code == 2
+    assert result.output == f"error: {name}: cannot read: No such file or directory\n"
+
+
 def test_trials_and_validate(tmp_path):
     listed = json.loads(run("trials", *RULES, "--format", "json").output)
     assert [t["trial_id"] for t in listed] == ["NCT03945487", "NCT04357600"]
