@@ -244,7 +244,7 @@ def watch(
     events: Annotated[Optional[Path], typer.Argument(help="Events as JSON lines (default: standard input)")] = None,
     rules: RulesOption = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date for events without their own as_of (default: today)")] = None,
-    engine: Annotated[EngineChoice, typer.Option("--engine")] = EngineChoice.DURABLE,
+    engine: Annotated[EngineChoice, typer.Option("--engine", help="durable (durable_rules Rete), explain (reference) or vectorized (pandas)")] = EngineChoice.DURABLE,
     max_patients: Annotated[int, typer.Option("--max-patients", min=1, help="Patients kept; the least recently updated is evicted")] = 100_000,
 ) -> None:
     """Re-screen patients as events arrive; print a JSON line whenever a verdict changes."""
@@ -269,7 +269,7 @@ def watch(
 
 
 @app.command()
-def trials(rules: RulesOption = None, format: Annotated[Format, typer.Option("--format")] = Format.TEXT) -> None:
+def trials(rules: RulesOption = None, format: Annotated[Format, typer.Option("--format", help="text or json")] = Format.TEXT) -> None:
     """List the loaded trials."""
     try:
         ruleset = _rules(rules)
@@ -300,7 +300,7 @@ def trials(rules: RulesOption = None, format: Annotated[Format, typer.Option("--
 
 
 @app.command()
-def validate(directory: Annotated[Optional[Path], typer.Argument(help="Rules directory (default: ./rules)")] = None) -> None:
+def validate(directory: Annotated[Optional[Path], typer.Argument(help="Rules directory (default: $SCREENING_RULES or ./rules)")] = None) -> None:
     """Check the rules files and code lists; exit 2 naming the file and criterion on a problem."""
     try:
         ruleset = _rules(directory)
@@ -329,7 +329,7 @@ def schema(
 def serve(
     rules: RulesOption = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (production: one per core)")] = 1,
     max_body_bytes: Annotated[Optional[int], typer.Option("--max-body-bytes", min=1, help="Largest request body accepted, 413 above (default: $SCREENING_MAX_BODY_BYTES or 16 MiB)")] = None,
 ) -> None:

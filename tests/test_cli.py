@@ -164,3 +164,15 @@ def test_screen_a_bundle_shows_the_mapping_warnings(tmp_path):
     clean = run("screen", str(ROOT / "patients/fhir/P01-jakarta-cpb-si-eligible.bundle.json"), *RULES, "--as-of", "2026-11-22")
     assert "FHIR mapping warnings" not in clean.output
     assert "warnings" not in json.loads(run("screen", P01, *RULES, "--as-of", "2026-11-22", "--format", "json").output)
+
+
+def test_every_option_and_argument_has_help():
+    """What --help shows; every rules directory defaults to $SCREENING_RULES, validate's too."""
+    import typer.main
+
+    commands = typer.main.get_command(app).commands
+    undocumented = [f"{name} {param.name}" for name, command in commands.items() for param in command.params if param.name != "help" and not getattr(param, "help", None)]
+    assert undocumented == []
+    rules_help = {name: param.help for name, command in commands.items() for param in command.params if param.name in ("rules", "directory")}
+    assert set(rules_help) == {"screen", "screen-cohort", "report", "watch", "serve", "trials", "validate"}
+    assert all("(default: $SCREENING_RULES or ./rules)" in text for text in rules_help.values()), rules_help
