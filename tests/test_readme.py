@@ -48,6 +48,19 @@ def _cli(args: list[str]):
     return CliRunner().invoke(app, args)
 
 
+def test_commands_table_lists_every_command_and_option():
+    import typer.main
+
+    from screening.cli import app
+
+    listed: dict[str, set[str]] = {}
+    for name, usage in re.findall(r"^\| `screening ([a-z-]+)([^`]*)` \|", README, re.M):
+        listed.setdefault(name, set()).update(re.findall(r"--[a-z-]+", usage))
+    commands = typer.main.get_command(app).commands
+    options = {name: {o for p in c.params for o in getattr(p, "opts", ()) if o.startswith("--") and o != "--help"} for name, c in commands.items()}
+    assert listed == options
+
+
 def test_what_you_get_is_the_output_of_its_command(monkeypatch):
     """Each shown line starts an output line, in order (table rules and lines shown as ``…`` left out)."""
     command, shown = re.search(r"```bash\n(.*?)\n```\n+```\n(.*?)```", _section("## What you get"), re.S).groups()
@@ -81,3 +94,10 @@ def test_watch_examples_are_lines_it_prints(monkeypatch):
     printed = _cli(shlex.split(command)).output.splitlines()
     shown = [line for block in re.findall(r"```\n(.*?)```", section, re.S) for line in block.splitlines()]
     assert shown and all(line in printed for line in shown)
+
+
+def test_public_surface_names_every_public_name():
+    import screening
+
+    paragraph = README.split("The public surface is", 1)[1].split("\n\n", 1)[0]
+    assert set(screening.__all__) - {"__version__"} <= set(re.findall(r"`(\w+)`", paragraph))
