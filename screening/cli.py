@@ -293,7 +293,7 @@ def trials(rules: RulesOption = None, format: Annotated[Format, typer.Option("--
         return
     table = Table(title=f"Trials in {ruleset.directory}")
     for column in ("trial_id", "phase", "criteria", "version", "rules_hash", "basis", "title"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("trial_id", "version", "rules_hash", "basis"))  # whole: the title wraps
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("trial_id", "phase", "criteria", "version", "rules_hash", "basis", "title")))
     _console().print(table)

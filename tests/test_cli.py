@@ -116,6 +116,14 @@ def test_a_missing_input_file_exits_2_naming_it(tmp_path, monkeypatch, command, 
     assert result.output == f"error: {name}: cannot read: No such file or directory\n"
 
 
+def test_trials_text_shows_ids_hashes_and_basis_whole():
+    """What one compares with GET /health; the title wraps instead (rich cut these at 120 columns)."""
+    listed = run("trials", *RULES)
+    assert listed.exit_code == 0, listed.output
+    for trial in load_rules(RULES_DIR).trials.values():
+        assert all(text in listed.output for text in (trial.trial.id, trial.trial.version, trial.rules_hash, trial.trial.source.basis.value))
+
+
 def test_trials_and_validate(tmp_path):
     listed = json.loads(run("trials", *RULES, "--format", "json").output)
     assert [t["trial_id"] for t in listed] == ["NCT03945487", "NCT04357600"]
