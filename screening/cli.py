@@ -119,8 +119,8 @@ def screen(
 
 @app.command("screen-cohort")
 def screen_cohort_command(
-    cohort: Annotated[Path, typer.Argument(help="Flat table (.csv/.parquet), NDJSON profiles (.ndjson), a folder of long tables or a FHIR R4 Bulk Data export folder")],
-    out: Annotated[Path, typer.Option("--out", help="Results file: .csv or .parquet")],
+    cohort: Annotated[str, typer.Argument(help="Flat table (.csv/.parquet), NDJSON profiles (.ndjson), a folder of long tables or a FHIR R4 Bulk Data export folder; with --dask also a URL")],
+    out: Annotated[str, typer.Option("--out", help="Results file: .csv or .parquet; with --dask also a URL")],
     rules: RulesOption = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
     trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
@@ -135,13 +135,15 @@ def screen_cohort_command(
     screening_date = _date(as_of)
     summary = CohortSummary()
     fhir_warnings: Counter[WarningCode] = Counter()  # of a FHIR bulk export, by code
+    if dask is None or "://" not in cohort:  # a URL is for the Dask workers to read
+        _check_exists(Path(cohort))
     try:
         ruleset = _rules(rules)
         selected = ruleset.select(trial or None)  # no --trial: every trial
-        if dask is not None:
+        if dask is not None:  # the workers read and write: a URL is passed on as given
             _screen_on_dask(cohort, out, ruleset, screening_date, selected, dask, summary)
         else:
-            _screen_locally(cohort, out, ruleset, screening_date, selected, chunk_size, summary, workers or os.cpu_count() or 1,
+            _screen_locally(Path(cohort), Path(out), ruleset, screening_date, selected, chunk_size, summary, workers or os.cpu_count() or 1,
                             fhir_warnings)
     except (ScreeningError, OSError) as exc:  # OSError: a cohort file not found, results not writable
         raise _fail("\n".join([str(exc), *getattr(exc, "__notes__", ())])) from None  # notes: where the rows so far are
@@ -164,13 +166,19 @@ def screen_cohort_command(
         typer.echo(f"report: {html_path} and {md_path}")
 
 
-def _read_results(path: Path) -> pd.DataFrame:
+def _check_exists(path: Path) -> None:
+    """Exit 2 naming a missing input file, as ``screen`` does (pyarrow's error may not name it)."""
+    if not path.exists():
+        raise _fail(f"{path}: cannot read: No such file or directory")
+
+
+def _read_results(path: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     from .cohort.long import reading
 
-    with reading(path):  # empty, not UTF-8, not CSV, not Parquet: an error naming the file
-        return pd.read_csv(path, dtype=str, keep_default_na=False) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    with reading(Path(path)):  # empty, not UTF-8, not CSV, not Parquet: an error naming the file
+        return pd.read_csv(path, dtype=str, keep_default_na=False) if str(path).lower().endswith(".csv") else pd.read_parquet(path)
 
 
 def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], chunk_size: int, summary: CohortSummary, workers: int,
@@ -190,20 +198,19 @@ def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
             progress.update(task, description=f"screened {summary.rows} patients ({summary.errors} errors)")
 
 
-def _screen_on_dask(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], address: str, summary: CohortSummary) -> None:
+def _screen_on_dask(cohort: str, out: str, ruleset: RuleSet, as_of: dt.date, trials: list[str], address: str, summary: CohortSummary) -> None:
     from distributed import Client, LocalCluster
 
     from .cohort.distributed import read_flat, rows_with_errors, screen_dask
 
-    suffix = cohort.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
+    if not cohort.rstrip("/").lower().endswith((".csv", ".parquet")):
         raise ScreeningError(f"{cohort}: --dask reads a flat .csv or .parquet table")
-    if out.suffix.lower() not in (".csv", ".parquet"):
+    if not out.rstrip("/").lower().endswith((".csv", ".parquet")):
         raise ScreeningError(f"{out}: results are written as .csv or .parquet")
     cluster = LocalCluster(processes=True, dashboard_address=None) if address == "local" else None
     with Client(cluster if cluster is not None else address):
         results = screen_dask(read_flat(cohort), ruleset, as_of, trials).persist()
-        if out.suffix.lower() == ".csv":
+        if out.lower().endswith(".csv"):
             results.to_csv(out, single_file=True, index=False)
         else:
             results.astype(str).to_parquet(out, write_index=False)  # a folder of part files
@@ -227,6 +234,7 @@ def report(
     """Attrition funnel, verdict counts and near-miss worklists from cohort results."""
     from .cohort.report import write_reports
 
+    _check_exists(results)
     try:
         ruleset = _rules(rules)  # a rules error names its file
         frame = _read_results(results)  # a file that cannot be read names itself
@@ -244,7 +252,7 @@ def watch(
     events: Annotated[Optional[Path], typer.Argument(help="Events as JSON lines (default: standard input)")] = None,
     rules: RulesOption = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date for events without their own as_of (default: today)")] = None,
-    engine: Annotated[EngineChoice, typer.Option("--engine")] = EngineChoice.DURABLE,
+    engine: Annotated[EngineChoice, typer.Option("--engine", help="durable (durable_rules Rete), explain (reference) or vectorized (pandas)")] = EngineChoice.DURABLE,
     max_patients: Annotated[int, typer.Option("--max-patients", min=1, help="Patients kept; the least recently updated is evicted")] = 100_000,
 ) -> None:
     """Re-screen patients as events arrive; print a JSON line whenever a verdict changes."""
@@ -269,7 +277,7 @@ def watch(
 
 
 @app.command()
-def trials(rules: RulesOption = None, format: Annotated[Format, typer.Option("--format")] = Format.TEXT) -> None:
+def trials(rules: RulesOption = None, format: Annotated[Format, typer.Option("--format", help="text or json")] = Format.TEXT) -> None:
     """List the loaded trials."""
     try:
         ruleset = _rules(rules)
@@ -293,14 +301,14 @@ def trials(rules: RulesOption = None, format: Annotated[Format, typer.Option("--
         return
     table = Table(title=f"Trials in {ruleset.directory}")
     for column in ("trial_id", "phase", "criteria", "version", "rules_hash", "basis", "title"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("trial_id", "version", "rules_hash", "basis"))  # whole: the title wraps
     for row in rows:
         table.add_row(*(str(row[c]) for c in ("trial_id", "phase", "criteria", "version", "rules_hash", "basis", "title")))
     _console().print(table)
 
 
 @app.command()
-def validate(directory: Annotated[Optional[Path], typer.Argument(help="Rules directory (default: ./rules)")] = None) -> None:
+def validate(directory: Annotated[Optional[Path], typer.Argument(help="Rules directory (default: $SCREENING_RULES or ./rules)")] = None) -> None:
     """Check the rules files and code lists; exit 2 naming the file and criterion on a problem."""
     try:
         ruleset = _rules(directory)
@@ -329,7 +337,7 @@ def schema(
 def serve(
     rules: RulesOption = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default)")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (production: one per core)")] = 1,
     max_body_bytes: Annotated[Optional[int], typer.Option("--max-body-bytes", min=1, help="Largest request body accepted, 413 above (default: $SCREENING_MAX_BODY_BYTES or 16 MiB)")] = None,
 ) -> None:

@@ -97,6 +97,33 @@ def test_bad_options_exit_2():
     assert run("screen", str(ROOT / "nope.json"), *RULES).exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("command", "name", "options"),
+    [
+        ("screen", "nope.json", []),
+        ("screen-cohort", "nope.csv", ["--out", "results.csv"]),
+        ("screen-cohort", "nope.parquet", ["--out", "results.csv"]),  # pyarrow's message named no file
+        ("screen-cohort", "nope.ndjson", ["--out", "results.csv"]),
+        ("report", "nope.csv", ["--out", "report"]),
+        ("report", "nope.parquet", ["--out", "report"]),  # pandas said only 'nope.parquet'
+        ("watch", "nope.jsonl", []),
+    ],
+)
+def test_a_missing_input_file_exits_2_naming_it(tmp_path, monkeypatch, command, name, options):
+    monkeypatch.chdir(tmp_path)
+    result = run(command, name, *options, *RULES, "--as-of", "2026-11-22")
+    assert result.exit_code == 2
+    assert result.output == f"error: {name}: cannot read: No such file or directory\n"
+
+
+def test_trials_text_shows_ids_hashes_and_basis_whole():
+    """What one compares with GET /health; the title wraps instead (rich cut these at 120 columns)."""
+    listed = run("trials", *RULES)
+    assert listed.exit_code == 0, listed.output
+    for trial in load_rules(RULES_DIR).trials.values():
+        assert all(text in listed.output for text in (trial.trial.id, trial.trial.version, trial.rules_hash, trial.trial.source.basis.value))
+
+
 def test_trials_and_validate(tmp_path):
     listed = json.loads(run("trials", *RULES, "--format", "json").output)
     assert [t["trial_id"] for t in listed] == ["NCT03945487", "NCT04357600"]
@@ -164,3 +191,15 @@ def test_the_text_lists_warnings_about_what_was_read_before_unread_resource_type
     assert section == [f"  kept: {warnings[26]}", *(f"  skipped: {w}" for w in [warnings[25], *warnings[:18]]),
                        "  ... and 7 more (--format json lists them all)"]
     assert "warnings" not in json.loads(run("screen", P01, *RULES, "--as-of", "2026-11-22", "--format", "json").output)
+
+
+def test_every_option_and_argument_has_help():
+    """What --help shows; every rules directory defaults to $SCREENING_RULES, validate's too."""
+    import typer.main
+
+    commands = typer.main.get_command(app).commands
+    undocumented = [f"{name} {param.name}" for name, command in commands.items() for param in command.params if param.name != "help" and not getattr(param, "help", None)]
+    assert undocumented == []
+    rules_help = {name: param.help for name, command in commands.items() for param in command.params if param.name in ("rules", "directory")}
+    assert set(rules_help) == {"screen", "screen-cohort", "report", "watch", "serve", "trials", "validate"}
+    assert all("(default: $SCREENING_RULES or ./rules)" in text for text in rules_help.values()), rules_help

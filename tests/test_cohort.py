@@ -375,7 +375,8 @@ def test_an_empty_cohort_writes_empty_results_and_a_report(tmp_path, suffix, coh
 ])
 def test_screen_cohort_bad_input_exits_2(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(ROOT)
-    args = [a if a != "r.csv" and a != "r.txt" else str(tmp_path / a) for a in args]
+    (tmp_path / "cohort.xlsx").write_bytes(b"PK")  # present: a missing cohort is reported as missing
+    args = [a if a not in ("r.csv", "r.txt", "cohort.xlsx") else str(tmp_path / a) for a in args]
     result = CliRunner().invoke(app, [*args, "--rules", str(RULES_DIR)])
     assert result.exit_code == 2
     assert message in result.output

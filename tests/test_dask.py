@@ -45,6 +45,22 @@ def test_dask_reads_a_flat_table_as_the_in_process_reader(tmp_path, suffix):
     pd.testing.assert_frame_equal(read_flat(path).compute().reset_index(drop=True).fillna("").astype(object), in_process.fillna("").astype(object))
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_dask_reads_a_flat_table_from_a_url(tmp_path, suffix):
+    """A URL goes to Dask as given (``Path("memory://c/x")`` is the local path ``memory:/c/x``)."""
+    import fsspec
+
+    table = pd.read_csv(FLAT, dtype=str, keep_default_na=False)
+    local, url = tmp_path / f"cohort.{suffix}", f"memory://screening-tests/cohort.{suffix}"
+    for target in (local, url):
+        table.to_csv(target, index=False) if suffix == "csv" else table.to_parquet(target, index=False)
+    try:
+        on_dask = read_flat(url).compute(scheduler="sync").reset_index(drop=True)
+    finally:
+        fsspec.filesystem("memory").rm(url)
+    pd.testing.assert_frame_equal(on_dask, read_flat(local).compute(scheduler="sync").reset_index(drop=True))
+
+
 def test_dask_reads_integer_parquet_ids_as_the_in_process_reader(tmp_path):
     """Integer ids with one missing, in a file without pandas metadata (as other tools write it)."""
     import pyarrow as pa
@@ -96,3 +112,25 @@ def test_cli_runs_on_a_local_cluster(tmp_path):
     assert "12 patients screened" in result.output and "2 rows with errors" in result.output
     local = pd.concat(screen_cohort(read_cohort(FLAT), load_rules(RULES_DIR), AS_OF), ignore_index=True)
     assert sorted(out.read_text().splitlines()[1:]) == sorted(local.to_csv(index=False).splitlines()[1:])
+
+
+def test_cli_on_a_cluster_reads_and_writes_urls():
+    """The workers read the cohort and write the results, so --dask takes URLs for both (here
+    memory://, which workers in this process share); the command line made them paths."""
+    import fsspec
+    from typer.testing import CliRunner
+
+    from screening.cli import app
+
+    cohort, out = "memory://screening-cli/cohort.csv", "memory://screening-cli/results.csv"
+    memory = fsspec.filesystem("memory")
+    memory.pipe(cohort, FLAT.read_bytes())
+    try:
+        with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+            result = CliRunner().invoke(app, ["screen-cohort", cohort, "--out", out, "--rules", str(RULES_DIR), "--as-of", "2026-11-22", "--dask", cluster.scheduler_address])
+        assert result.exit_code == 0, result.output
+        written = memory.cat(out).decode()
+    finally:
+        memory.rm("memory://screening-cli", recursive=True)
+    local = pd.concat(screen_cohort(read_cohort(FLAT), load_rules(RULES_DIR), AS_OF), ignore_index=True)
+    assert sorted(written.splitlines()[1:]) == sorted(local.to_csv(index=False).splitlines()[1:])

@@ -29,9 +29,10 @@ META = pd.DataFrame({column: pd.Series(dtype=object) for column in COLUMNS})
 
 def read_flat(path: str | Path) -> dd.DataFrame:
     """A flat cohort table (``.csv`` or ``.parquet``) as a Dask dataframe, its cells read as
-    :func:`screening.cohort.read_cohort` reads them."""
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
+    :func:`screening.cohort.read_cohort` reads them. ``path`` may be a URL (``s3://...``) the
+    workers can read: it is passed on as given (``Path`` would make ``s3://b`` ``s3:/b``)."""
+    path = str(path)
+    if path.lower().endswith(".csv"):
         return dd.read_csv(path, **CSV_OPTIONS)
     frame = dd.read_parquet(path)
     if "id" in frame.columns and pd.api.types.is_numeric_dtype(frame["id"].dtype):
