@@ -26,6 +26,7 @@ import copy
 import datetime as dt
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,8 +35,10 @@ from screening.clinical.analytes import ANALYTE_BY_LOINC
 from screening.evaluators.explain import evaluate
 from screening.facts.catalog import FACTS
 from screening.facts.resolve import PatientFacts
+from screening.logic import CriterionKind, Outcome, fails
 from screening.rules.model import Defaults, Trial
 
+from .conftest import ENGINES, evaluate_case, load_cases
 from .rule_strategies import LEAVES, ruleset_of, trials
 from .strategies import AS_OF, REMOVABLE, patients, remove
 from .test_properties import _check_monotone
@@ -197,3 +200,27 @@ def test_filling_in_any_kind_of_information_never_changes_a_decided_outcome_of_g
     generated = ruleset_of(rules, trial)
     coarse, fine = pair
     _check_monotone(screen(parse_patient(coarse), generated, as_of=AS_OF), screen(parse_patient(fine), generated, as_of=AS_OF))
+
+
+# -- hand-picked pairs, on every engine ------------------------------------------------------------
+
+REFINEMENTS = load_cases("refinements.yaml")["cases"]
+BASE = load_cases("criteria.yaml")["base"]
+EXCEPTIONS = {"newer result", "same-day conflict", "reviewed history", "undated record", "status without its date", "INR"}  # README, Semantics
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("case", REFINEMENTS, ids=lambda c: f"{c.get('trial', 'inline')}-{c.get('criterion', '')}-{c['name']}")
+def test_refinement_case(rules, case, engine):
+    coarse, fine = (evaluate_case(rules, {**case, "patient": case.get(side, {})}, BASE, AS_OF, engine) for side in ("coarse", "fine"))
+    assert [coarse, fine] == case["expected"]
+    if "exception" in case:
+        assert case["exception"] in EXCEPTIONS
+        return
+    if "trial" in case:
+        kind = next(c.kind for c in rules.trials[case["trial"]].trial.criteria if c.id == case["criterion"])
+    else:
+        kind = CriterionKind(case.get("kind", "inclusion"))
+    if coarse != "unknown":
+        passing = coarse == "not_applicable" or not fails(kind, Outcome(coarse))
+        assert fine == coarse or (passing and fine == "not_applicable")
