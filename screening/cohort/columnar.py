@@ -26,7 +26,7 @@ from ..evaluators.flat import leaf_keys
 from ..evaluators.vectorized import FactColumns, VectorTrial, group_rows
 from ..facts.catalog import CHILD_PUGH_COMPONENTS, FACTS, SCORES, fact_spec
 from ..facts.intervals import Interval
-from ..facts.resolve import MELD_INPUTS, CategoryFact, Finding, PatientFacts, female_term, meld_corners, meld_input, points_range
+from ..facts.resolve import MELD_DIALYSIS_UNKNOWN, MELD_INPUTS, CategoryFact, Finding, PatientFacts, female_term, meld_corners, meld_input, points_range
 from ..patient.model import (
     AssessmentName,
     ImagingStudy,
@@ -253,6 +253,7 @@ class ChunkFacts:
         """MELD family scores, once per distinct box of inputs (as :meth:`PatientFacts._meld`)."""
         window = within or self.defaults.lab_within
         labs = [self._lab(analyte, window) for analyte in MELD_INPUTS[name]]
+        creatinine = labs[MELD_INPUTS[name].index("creatinine")]
         # PatientFacts counts the dialysis of the week before the creatinine test; flat-table
         # procedures are undated, so the week's end does not change the answer asked here
         categories = [self.category("dialysis")] + ([self.category("sex")] if name == "meld_3" else [])
@@ -268,9 +269,11 @@ class ChunkFacts:
                 known = lab.missing[row] < 0
                 ranges.append(meld_input(analyte, Interval(lab.low[row], lab.high[row], bool(lab.low_open[row]), bool(lab.high_open[row])) if known else None))
                 lost.extend(() if known else lab.items[0])
-            dialysis = categories[0][1][categories[0][0][row]]
-            lost.extend(dialysis.missing)
-            flags = [tuple(sorted(dialysis.possible))]
+            flags = [MELD_DIALYSIS_UNKNOWN]
+            if creatinine.missing[row] < 0:  # dialysis is asked only with a creatinine (as PatientFacts._meld_in)
+                dialysis = categories[0][1][categories[0][0][row]]
+                lost.extend(dialysis.missing)
+                flags = [tuple(sorted(dialysis.possible))]
             if name == "meld_3":
                 sex = categories[1][1][categories[1][0][row]]
                 lost.extend(sex.missing)

@@ -44,6 +44,10 @@ from .intervals import Interval
 DIALYSIS_CODELIST = "dialysis"
 _BEYOND_CUT_OFFS = 1e6  # above every Child-Pugh cut-off, for scoring an open-ended censored value
 DIALYSIS_WINDOW = Window(days=7)  # OPTN: dialysis at least twice in the prior week
+# The MELD family's dialysis flags without a creatinine result: the week before its test is unknown
+# (a result filled in later may be from any day of the look-back window), so both are possible;
+# creatinine then spans its domain, up to the value dialysis sets, and the score every value.
+MELD_DIALYSIS_UNKNOWN = (False, True)
 
 T = TypeVar("T")
 _UNSET = object()
@@ -384,7 +388,7 @@ class PatientFacts:
         ranges: list[tuple[float, ...]] = []
         parts: list[Evidence] = []
         missing: list[str] = []
-        tested = self.as_of
+        tested: dt.date | None = None
         for analyte in MELD_INPUTS[name]:
             fact = self.lab(analyte, window)
             ranges.append(meld_input(analyte, fact.interval if fact.evidence else None))
@@ -392,10 +396,12 @@ class PatientFacts:
             missing.extend(fact.missing)
             if analyte == "creatinine" and fact.evidence:
                 tested = max(ev.date for ev in fact.evidence)  # type: ignore[type-var]
-        dialysis = self._memo(self._dialysis, tested)
-        parts.extend(dialysis.evidence)
-        missing.extend(dialysis.missing)
-        flags: list[tuple[bool, ...]] = [tuple(sorted(dialysis.possible))]
+        flags: list[tuple[bool, ...]] = [MELD_DIALYSIS_UNKNOWN]
+        if tested is not None:  # without a creatinine, the week before its test is unknown: dialysis is not asked
+            dialysis = self._memo(self._dialysis, tested)
+            parts.extend(dialysis.evidence)
+            missing.extend(dialysis.missing)
+            flags = [tuple(sorted(dialysis.possible))]
         if name == "meld_3":
             sex = self.category("sex")
             parts.extend(sex.evidence)
@@ -437,8 +443,8 @@ class PatientFacts:
         """Dialysis at least twice in the week ending on ``ending`` (:data:`DIALYSIS_WINDOW`, that
         day included). The ``dialysis`` fact's week ends on the screening date; the MELD family's
         on the day of the creatinine result it uses, as OPTN Policy 9.1.D counts dialysis "within
-        the prior week" of the serum creatinine test (on the screening date without one): dialysis
-        after the test did not lower that result."""
+        the prior week" of the serum creatinine test: dialysis after the test did not lower that
+        result. Without a creatinine the MELD family does not ask (:data:`MELD_DIALYSIS_UNKNOWN`)."""
         found = self.procedure(DIALYSIS_CODELIST, DIALYSIS_WINDOW, at_least=2, ending=ending)
         possible = frozenset({True, False}) if found.value is None else frozenset({found.value})
         return CategoryFact(FACTS["dialysis"].label, possible, found.evidence, found.missing)
