@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from screening.cli import app
 from screening.cohort import read_cohort, screen_cohort
+from screening.cohort.flat import CSV_OPTIONS
 from screening.cohort.report import build, write_reports
 
 from .conftest import AS_OF, ROOT, RULES_DIR
@@ -28,7 +29,7 @@ def test_funnel_and_near_misses_of_the_flat_sample(rules):
         ("E2", 1, 0, 1, 7), ("E3", 0, 0, 0, 7), ("E4", 1, 0, 1, 6), ("E5", 1, 0, 1, 5), ("E6", 0, 0, 0, 5), ("E7", 1, 0, 1, 4),
     ]
     assert report.funnel[-1].remaining == report.verdicts["eligible"] + report.verdicts["undetermined"]
-    assert report.near_miss_ineligible[["patient_id", "criterion"]].values.tolist() == [
+    assert report.near_miss_ineligible[["patient_id", "failed criterion"]].values.tolist() == [
         ["F03", "E5"], ["F04", "I2"], ["F05", "I2"], ["F08", "E2"], ["F11", "E4"], ["F12", "E7"]]
     assert report.near_miss_undetermined.values.tolist() == [["F06", "I2", "INR or prothrombin time with control (last 90 days)"]]
 
@@ -57,12 +58,22 @@ def test_report_cli_from_a_results_file(tmp_path):
     assert (tmp_path / "later" / "report.md").read_text() == (tmp_path / "now" / "report.md").read_text()
 
 
+HEADER = "patient_id,trial_id,verdict,deciding,unknown,missing,criteria,error\n"
+
+
 @pytest.mark.parametrize(("rows", "message"), [
     ("patient_id,verdict\nP1,eligible\n", "not cohort results: no column trial_id, deciding, unknown, missing, criteria"),
     ("patient_id,trial_id,verdict,deciding,unknown,missing,criteria,error\nP1,NCT99999999,eligible,,,,I1=met,\n",
      "unknown trial(s): NCT99999999"),
     ("", "cannot be read: No columns to parse from file"),
     (b"\xff\xfe\x00", "cannot be read: 'utf-8' codec can't decode byte 0xff"),
+    (f"{HEADER}P1,,eligible,,,,I1=met;I2=met,\nP2,,eligible,,,,I1=met;I2=met,\n", "no trial_id on 2 rows (the first: row 1)"),
+    (f"{HEADER}P1,NCT03945487,eligible,,,,I1=met;I2=met,\nP1,NCT03945487,Eligible,,,,I1=met;I2=met,\n",
+     "verdict 'Eligible' (on 1 row, the first: row 2) is not one of eligible, undetermined, ineligible, error"),
+    (f"{HEADER}P1,NCT03945487,eligible,,,,I1=met;I3=met,\n",
+     "NCT03945487: the results list criteria I1, I3 but the rules have I1, I2: were they screened with other rules?"),
+    (f"{HEADER}P1,NCT03945487,eligible,,,,I1=met;I2=maybe,\n",
+     "NCT03945487: criterion I2 outcome 'maybe' is not one of met, not_met, unknown, not_applicable"),
 ])
 def test_report_cli_names_what_is_wrong_with_the_results_file(tmp_path, rows, message):
     results = tmp_path / "results.csv"
@@ -70,3 +81,59 @@ def test_report_cli_names_what_is_wrong_with_the_results_file(tmp_path, rows, me
     result = CliRunner().invoke(app, ["report", str(results), "--out", str(tmp_path / "report"), "--rules", str(RULES_DIR)])
     assert result.exit_code == 2
     assert f"{results}: {message}" in " ".join(result.output.split())
+
+
+# A hand-made cohort for NCT04357600: the flat sample's F01 (eligible) with these cells changed.
+HAND = [
+    ("H01", {}),                                                          # eligible
+    ("H02", {"birth_date": "1950-01-01", "inr": None}),                   # fails I1; I2 unknown (no INR)
+    ("H03", {"birth_date": "1950-01-01", "conditions": "B18.1;K74.6;E11.9"}),  # fails I1 and E5
+    ("H04", {"consent": None, "medications": None}),                      # undetermined: two items missing
+    ("H05", {"conditions": None}),                                        # one item missing, unknown at E2, E3, E5, E6, E7
+    ("H06", {"sex": "female", "childbearing_potential": "true", "lactating": "false"}),  # E4 applies, no hCG
+    ("H07", {"sex": "female", "lactating": "false", "hcg": "negative", "hcg_date": "2026-11-20"}),  # E4 passes either way
+    ("H08", {"bilirubin_unit": "mg/dX"}),                                 # error row
+    ("H01", {"procedures": "liver_transplant"}),                          # the same id again: fails E7
+    ("H10", {"inr": None, "conditions": "B18.1;K74.6;C22.0"}),            # fails E2; I2 unknown
+    ("H11", {"sex": "female", "childbearing_potential": "true", "lactating": "true", "consent": None}),  # fails E4; E1 unknown
+]
+
+
+def _hand_results(rules, cohort=HAND):
+    base = pd.read_csv(FLAT, **CSV_OPTIONS).iloc[0].to_dict()
+    frame = pd.DataFrame([{**base, "id": pid, **changes} for pid, changes in cohort]).astype(object)
+    frame = frame.where(frame.notna(), None)
+    return pd.concat(screen_cohort([frame], rules, AS_OF, ["NCT04357600"]), ignore_index=True)
+
+
+def test_funnel_and_near_misses_of_a_hand_made_cohort(rules):
+    [report] = build(_hand_results(rules), rules)
+    assert report.verdicts == {"eligible": 2, "undetermined": 3, "ineligible": 5, "error": 1}
+    assert (report.screened, report.duplicates) == (10, 1)
+    # criterion, fails, unknown, first to exclude, remaining, remaining with an unknown so far
+    assert [(s.criterion, s.excluded, s.unknown, s.removed, s.remaining, s.remaining_unknown) for s in report.funnel] == [
+        ("I1", 2, 0, 2, 8, 0), ("I2", 0, 2, 0, 8, 1), ("I3", 0, 0, 0, 8, 1), ("I4", 0, 1, 0, 8, 2), ("E1", 0, 2, 0, 8, 3),
+        ("E2", 1, 1, 1, 7, 3), ("E3", 0, 1, 0, 7, 3), ("E4", 1, 1, 1, 6, 3), ("E5", 1, 1, 0, 6, 3), ("E6", 0, 1, 0, 6, 3),
+        ("E7", 1, 1, 1, 5, 3),
+    ]
+    last = report.funnel[-1]
+    assert (last.remaining - last.remaining_unknown, last.remaining_unknown) == (report.verdicts["eligible"], report.verdicts["undetermined"])
+    # patients who pass every other criterion first, then those with other criteria unknown
+    assert report.near_miss_ineligible.values.tolist() == [["H01", "E7", ""], ["H02", "I1", "I2"], ["H10", "E2", "I2"], ["H11", "E4", "E1"]]
+    assert list(report.near_miss_ineligible.columns) == ["patient_id", "failed criterion", "also unknown"]
+    assert report.near_miss_undetermined.values.tolist() == [
+        ["H05", "E2;E3;E5;E6;E7", "problem list (conditions not reviewed)"], ["H06", "E4", "hCG pregnancy test (last 30 days)"]]
+    assert list(report.near_miss_undetermined.columns) == ["patient_id", "unknown criteria", "missing item"]
+
+
+def test_empty_cells_of_parquet_results_read_as_empty(rules, tmp_path):
+    results = _hand_results(rules)
+    nulls = results.copy()
+    for column in ("deciding", "unknown", "missing", "error"):
+        nulls[column] = nulls[column].astype(object).where(nulls[column].astype(str) != "", None).astype("category")
+    nulls.to_parquet(tmp_path / "results.parquet")
+    assert _whole(build(pd.read_parquet(tmp_path / "results.parquet"), rules)) == _whole(build(results, rules))
+
+
+def _whole(reports):
+    return [(r.verdicts, r.funnel, r.duplicates, r.near_miss_ineligible.values.tolist(), r.near_miss_undetermined.values.tolist()) for r in reports]

@@ -2,10 +2,14 @@
 
 Per trial: counts by verdict; an attrition funnel (criteria in the rules file's order, how many
 patients remain after each, like OHDSI ATLAS's inclusion-rule attrition) with, per criterion,
-the patients it excludes and the patients for whom it is unknown; and a near-miss worklist:
-patients ineligible by exactly one criterion, and undetermined ones missing exactly one item
-("INR ... missing: everything else passes"), the patients worth a phone call or a lab order.
-Built from the results ``screening screen-cohort`` writes, so a report can be made later.
+the patients it excludes and the patients for whom it is unknown; and near-miss worklists:
+patients ineligible by exactly one criterion (those passing every other criterion first; the
+others' unknown criteria are listed, as they would be undetermined, not eligible, if that one
+criterion passed), and undetermined ones missing exactly one item ("INR ... missing: everything
+else passes"), the patients worth a phone call or a lab order.
+Built from the results ``screening screen-cohort`` writes, so a report can be made later; results
+whose criteria are not the rules' (other rules) are refused. Each distinct outcome combination
+(``criteria`` text) is parsed once, so a million rows take seconds.
 """
 
 from __future__ import annotations
@@ -20,15 +24,19 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: charts are rendered to PNG
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ..errors import ScreeningError, UnknownTrialError  # noqa: E402
-from ..logic import CriterionKind, Outcome  # noqa: E402
+from ..logic import FAILING_OUTCOME, Outcome  # noqa: E402
 from ..rules.loader import RuleSet  # noqa: E402
+from ..rules.model import Trial  # noqa: E402
 from .run import COLUMNS  # noqa: E402
 
 VERDICT_ORDER = ["eligible", "undetermined", "ineligible", "error"]
 VERDICT_COLOURS = {"eligible": "#2e7d32", "undetermined": "#f9a825", "ineligible": "#c62828", "error": "#757575"}
+READ = [c for c in COLUMNS if c != "error"]  # the reasons ("error") are not reported
+OUTCOME_CODES = {outcome.value: code for code, outcome in enumerate(Outcome)}
 
 
 @dataclass(frozen=True)
@@ -40,58 +48,141 @@ class FunnelStep:
     unknown: int  # patients for whom it is unknown
     removed: int  # patients it is the first (in file order) to fail
     remaining: int  # patients not failed by this or any earlier criterion
+    remaining_unknown: int  # of those, patients with this or an earlier criterion unknown
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrialReport:
     trial_id: str
     title: str
-    verdicts: dict[str, int]
-    screened: int
+    verdicts: dict[str, int]  # rows by verdict, errors included
+    screened: int  # rows without an error
     funnel: list[FunnelStep]
-    near_miss_ineligible: pd.DataFrame  # patient_id, criterion, text
-    near_miss_undetermined: pd.DataFrame  # patient_id, criterion, missing
-
-
-def _outcomes(results: pd.DataFrame) -> pd.DataFrame:
-    parsed = [dict(item.split("=", 1) for item in str(text).split(";") if "=" in item) for text in results["criteria"]]
-    return pd.DataFrame(parsed, index=results.index)
+    near_miss_ineligible: pd.DataFrame  # patient_id, failed criterion, also unknown
+    near_miss_undetermined: pd.DataFrame  # patient_id, unknown criteria, missing item
+    duplicates: int  # patient ids on more than one row
 
 
 def build(results: pd.DataFrame, rules: RuleSet) -> list[TrialReport]:
     """One report per trial present in ``results``, in trial id order."""
-    absent = [c for c in COLUMNS if c != "error" and c not in results.columns]  # the reasons ("error") are not reported
+    results = _texts(results)
+    _check(results, rules)
+    return [_trial_report(results[results["trial_id"] == trial_id], rules.trials[trial_id].trial)
+            for trial_id in sorted(results["trial_id"].unique())]
+
+
+def _texts(results: pd.DataFrame) -> pd.DataFrame:
+    """The reported columns as text, an empty cell (null in Parquet) as ``""``; all but the
+    patient ids categorical (few distinct values, so a million rows stay small)."""
+    absent = [c for c in READ if c not in results.columns]
     if absent:
         raise ScreeningError(f"not cohort results: no column {', '.join(absent)}")
-    unknown = sorted(set(results["trial_id"].dropna()) - set(rules.trials))
+    columns = {"patient_id": results["patient_id"].astype(str).fillna("").array}
+    for name in READ[1:]:
+        column = results[name].astype("category")
+        column = column.cat.rename_categories([str(c) for c in column.cat.categories])
+        if column.isna().any():
+            column = (column if "" in column.cat.categories else column.cat.add_categories([""])).fillna("")
+        columns[name] = column.array
+    return pd.DataFrame(columns)
+
+
+def _first(mask: pd.Series | np.ndarray) -> tuple[int, int]:
+    """(rows marked, 1-based position of the first)."""
+    at = np.flatnonzero(np.asarray(mask))
+    return len(at), int(at[0]) + 1
+
+
+def _check(results: pd.DataFrame, rules: RuleSet) -> None:
+    blank = results["trial_id"] == ""
+    if blank.any():
+        count, first = _first(blank)
+        raise ScreeningError(f"no trial_id on {count} row{'s' if count > 1 else ''} (the first: row {first})")
+    unknown = sorted(set(results["trial_id"].unique()) - set(rules.trials))
     if unknown:
         raise UnknownTrialError(unknown)
-    results = results.fillna("")
-    reports = []
-    for trial_id in sorted(results["trial_id"].unique()):
-        rows = results[results["trial_id"] == trial_id]
-        trial = rules.trials[trial_id].trial
-        verdicts = {v: int((rows["verdict"] == v).sum()) for v in VERDICT_ORDER}
-        screened = rows[rows["verdict"] != "error"]
-        outcomes = _outcomes(screened)
-        failed_before = pd.Series(False, index=screened.index)
-        funnel = []
-        for criterion in trial.criteria:
-            column = outcomes.get(criterion.id, pd.Series("", index=screened.index))
-            failing = column == (Outcome.NOT_MET.value if criterion.kind is CriterionKind.INCLUSION else Outcome.MET.value)
-            removed = failing & ~failed_before
-            failed_before = failed_before | failing
-            funnel.append(FunnelStep(criterion.id, criterion.kind.value, criterion.text, int(failing.sum()),
-                                     int((column == Outcome.UNKNOWN.value).sum()), int(removed.sum()), int((~failed_before).sum())))
-        texts = {c.id: c.text for c in trial.criteria}
-        single = screened[(screened["verdict"] == "ineligible") & ~screened["deciding"].str.contains(";")]
-        near_ineligible = pd.DataFrame({"patient_id": single["patient_id"], "criterion": single["deciding"],
-                                        "text": single["deciding"].map(texts)}).reset_index(drop=True)
-        one_missing = screened[(screened["verdict"] == "undetermined") & (screened["missing"] != "") & ~screened["missing"].str.contains(";")]
-        near_undetermined = pd.DataFrame({"patient_id": one_missing["patient_id"], "criterion": one_missing["unknown"],
-                                          "missing": one_missing["missing"]}).reset_index(drop=True)
-        reports.append(TrialReport(trial_id, trial.title, verdicts, len(screened), funnel, near_ineligible, near_undetermined))
-    return reports
+    odd = results["verdict"][~results["verdict"].isin(VERDICT_ORDER)]
+    if len(odd):
+        value = odd.iloc[0]
+        count, first = _first(results["verdict"] == value)
+        raise ScreeningError(f"verdict {value!r} (on {count} row{'s' if count > 1 else ''}, the first: row {first}) is not one of "
+                             f"{', '.join(VERDICT_ORDER)}")
+
+
+def _outcomes(text: str, trial: Trial) -> list[int]:
+    """Outcome codes of an ``I1=met;I2=unknown;...`` text, in the trial's criteria order."""
+    items = [item.partition("=") for item in text.split(";")] if text else []
+    ids, expected = [item[0] for item in items], [c.id for c in trial.criteria]
+    if ids != expected:
+        raise ScreeningError(f"{trial.id}: the results list criteria {', '.join(ids) or '(none)'} but the rules have {', '.join(expected)}: "
+                             "were they screened with other rules?")
+    for criterion, _, value in items:
+        if value not in OUTCOME_CODES:
+            raise ScreeningError(f"{trial.id}: criterion {criterion} outcome {value!r} is not one of {', '.join(OUTCOME_CODES)}")
+    return [OUTCOME_CODES[value] for _, _, value in items]
+
+
+def _combinations(criteria: pd.Series, trial: Trial) -> tuple[np.ndarray, np.ndarray]:
+    """(per row the index of its outcome combination, combinations x criteria outcome codes):
+    each distinct ``criteria`` text is parsed once."""
+    rows, texts = pd.factorize(criteria)
+    codes = np.array([_outcomes(str(text), trial) for text in texts], dtype=np.int8).reshape(len(texts), len(trial.criteria))
+    return rows, codes
+
+
+def _funnel(trial: Trial, failing: np.ndarray, unknown: np.ndarray, weights: np.ndarray) -> list[FunnelStep]:
+    failed_before = np.zeros(len(weights), dtype=bool)
+    unknown_before = np.zeros(len(weights), dtype=bool)
+    steps = []
+    for i, criterion in enumerate(trial.criteria):
+        removed = failing[:, i] & ~failed_before
+        failed_before |= failing[:, i]
+        unknown_before |= unknown[:, i]
+        count = lambda mask: int(weights[mask].sum())  # noqa: E731 - patients of the combinations marked
+        steps.append(FunnelStep(criterion.id, criterion.kind.value, criterion.text, count(failing[:, i]), count(unknown[:, i]), count(removed),
+                                count(~failed_before), count(~failed_before & unknown_before)))
+    return steps
+
+
+def _joined(ids: np.ndarray, marks: np.ndarray) -> np.ndarray:
+    """Per combination, its marked criterion ids joined by ``;``."""
+    return np.array([";".join(ids[row]) for row in marks], dtype=object)
+
+
+def _near_ineligible(screened: pd.DataFrame, rows: np.ndarray, failing: np.ndarray, unknown: np.ndarray, trial: Trial) -> pd.DataFrame:
+    """Patients failing exactly one criterion: those passing every other one first, then those with others unknown."""
+    ids = np.array([c.id for c in trial.criteria], dtype=object)
+    listed = (failing.sum(axis=1) == 1)[rows]
+    combination = rows[listed]
+    also = _joined(ids, unknown)[combination]
+    order = np.argsort(also != "", kind="stable")
+    failed = ids[failing.argmax(axis=1)][combination]
+    patients = screened["patient_id"].array[listed].take(order)
+    return pd.DataFrame({"patient_id": patients, "failed criterion": failed[order], "also unknown": also[order]})
+
+
+def _near_undetermined(screened: pd.DataFrame, rows: np.ndarray, failing: np.ndarray, unknown: np.ndarray, trial: Trial) -> pd.DataFrame:
+    """Undetermined patients missing exactly one item (which may be missing for several criteria)."""
+    ids = np.array([c.id for c in trial.criteria], dtype=object)
+    undetermined = (~failing.any(axis=1) & unknown.any(axis=1))[rows]
+    missing = screened["missing"]
+    listed = undetermined & (missing != "").to_numpy() & ~missing.str.contains(";", regex=False).to_numpy(dtype=bool)
+    return pd.DataFrame({"patient_id": screened["patient_id"].array[listed], "unknown criteria": _joined(ids, unknown)[rows[listed]],
+                         "missing item": missing.array[listed]})
+
+
+def _trial_report(rows: pd.DataFrame, trial: Trial) -> TrialReport:
+    counts = rows["verdict"].value_counts()
+    verdicts = {v: int(counts.get(v, 0)) for v in VERDICT_ORDER}
+    screened = rows[rows["verdict"] != "error"]
+    combination, codes = _combinations(screened["criteria"], trial)
+    failing = codes == np.array([OUTCOME_CODES[FAILING_OUTCOME[c.kind].value] for c in trial.criteria], dtype=np.int8)
+    unknown = codes == OUTCOME_CODES[Outcome.UNKNOWN.value]
+    weights = np.bincount(combination, minlength=len(codes))
+    ids = rows["patient_id"][rows["patient_id"] != ""]
+    return TrialReport(trial.id, trial.title, verdicts, len(screened), _funnel(trial, failing, unknown, weights),
+                       _near_ineligible(screened, combination, failing, unknown, trial),
+                       _near_undetermined(screened, combination, failing, unknown, trial), int(ids[ids.duplicated()].nunique()))
 
 
 def _png(figure: plt.Figure) -> bytes:
