@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import html
+import re
+from dataclasses import replace
+from html.parser import HTMLParser
+
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from screening.cli import app
 from screening.cohort import read_cohort, screen_cohort
+from screening.cohort import report as report_module
 from screening.cohort.flat import CSV_OPTIONS
 from screening.cohort.report import build, write_reports
 
@@ -38,9 +44,11 @@ def test_reports_are_written_with_charts(rules, tmp_path):
     html_path, md_path = write_reports(_results(rules), rules, tmp_path, AS_OF.isoformat())
     page = html_path.read_text()
     assert page.count('src="data:image/png;base64,') == 4  # verdicts and funnel, two trials
+    assert re.findall(r'src="(?!data:image/png;base64,)', page) == []  # nothing fetched: the page is self-contained
+    assert all((tmp_path / href).is_file() for href in re.findall(r'href="([^"]+)"', page))  # links: the worklists beside it
     assert "Near misses" in page and "F06" in page
     markdown = md_path.read_text()
-    assert "![funnel](NCT04357600-funnel.png)" in markdown
+    assert "![attrition funnel](NCT04357600-funnel.png)" in markdown
     for trial in ("NCT03945487", "NCT04357600"):
         for chart in ("verdicts", "funnel"):
             assert (tmp_path / f"{trial}-{chart}.png").read_bytes().startswith(b"\x89PNG")
@@ -124,6 +132,91 @@ def test_funnel_and_near_misses_of_a_hand_made_cohort(rules):
     assert report.near_miss_undetermined.values.tolist() == [
         ["H05", "E2;E3;E5;E6;E7", "problem list (conditions not reviewed)"], ["H06", "E4", "hCG pregnancy test (last 30 days)"]]
     assert list(report.near_miss_undetermined.columns) == ["patient_id", "unknown criteria", "missing item"]
+
+
+class _Blocks(HTMLParser):
+    """Headings, paragraphs and table rows of an HTML page, as text."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks, self._text, self._cells = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("h1", "h2", "h3", "p", "td", "th"):
+            self._text = ""
+        elif tag == "tr":
+            self._cells = []
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text += data
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th"):
+            self._cells.append(self._text.strip())
+            self._text = None
+        elif tag == "tr":
+            self.blocks.append(" | ".join(self._cells))
+        elif tag in ("h1", "h2", "h3", "p") and self._text is not None:
+            self.blocks.append(self._text.strip())
+            self._text = None
+
+
+def _markdown_blocks(markdown):
+    """The same from Markdown (escapes and link targets dropped; table rules skipped)."""
+    blocks = []
+    for line in markdown.splitlines():
+        if not line.strip() or line.startswith("![") or line.startswith("| ---"):
+            continue
+        line = re.sub(r"\[([^]]*)\]\([^)]*\)", r"\1", line)
+        line = line.lstrip("#").strip()
+        if line.startswith("|"):
+            line = " | ".join(cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1])
+        blocks.append(re.sub(r"\\(.)", r"\1", line))
+    return blocks
+
+
+def test_markdown_and_html_say_the_same(rules, tmp_path):
+    html_path, md_path = write_reports(_hand_results(rules), rules, tmp_path, AS_OF.isoformat())
+    parser = _Blocks()
+    parser.feed(html_path.read_text())
+    assert parser.blocks == _markdown_blocks(md_path.read_text())
+    assert "Trials of the rules not in these results: NCT03945487." in parser.blocks
+    assert "1 patient id is on more than one row (each row is counted)." in parser.blocks
+    assert "failed criterion | patients | passing every other criterion | criterion text" in parser.blocks
+    assert f"E7 | 1 | 1 | {rules.trials['NCT04357600'].trial.criteria[-1].text}" in parser.blocks
+    assert "remaining with an unknown" in parser.blocks[parser.blocks.index("Attrition") + 1]
+
+
+def test_long_near_miss_lists_are_cut_in_the_report_and_whole_beside_it(rules, tmp_path, monkeypatch):
+    monkeypatch.setattr(report_module, "SHOWN", 2)
+    results = _hand_results(rules)
+    html_path, md_path = write_reports(results, rules, tmp_path, AS_OF.isoformat())
+    [report] = build(results, rules)
+    for name, frame in (("ineligible", report.near_miss_ineligible), ("undetermined", report.near_miss_undetermined)):
+        written = pd.read_csv(tmp_path / f"NCT04357600-near-miss-{name}.csv", dtype=str, keep_default_na=False)
+        assert written.values.tolist() == frame.values.tolist()
+    markdown = md_path.read_text()
+    assert "4 patients, the first 2 shown; all in [NCT04357600-near-miss-ineligible.csv](NCT04357600-near-miss-ineligible.csv)" in markdown
+    assert "H10" not in markdown and "H10" not in html_path.read_text()
+    assert 'href="NCT04357600-near-miss-ineligible.csv"' in html_path.read_text()
+
+
+def _marked_rules(rules):
+    """NCT04357600 with markup in its title and in E2's text."""
+    loaded = rules.trials["NCT04357600"]
+    criteria = [c.model_copy(update={"text": "<script>alert(1)</script> | *E2*"}) if c.id == "E2" else c for c in loaded.trial.criteria]
+    trial = loaded.trial.model_copy(update={"title": "<img src=x onerror=alert(2)>", "criteria": criteria})
+    return replace(rules, trials={**rules.trials, "NCT04357600": replace(loaded, trial=trial)})
+
+
+@pytest.mark.parametrize("markup", ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "<b>H10</b>"])
+def test_markup_in_ids_and_rules_texts_is_shown_as_text(rules, tmp_path, markup):
+    marked = _marked_rules(rules)
+    results = _hand_results(marked, [(f"<b>{pid}</b>" if pid == "H10" else pid, changes) for pid, changes in HAND])
+    html_path, md_path = write_reports(results, marked, tmp_path, AS_OF.isoformat())
+    assert markup not in html_path.read_text() and html.escape(markup, quote=False) in html_path.read_text()
+    assert markup not in md_path.read_text() and re.sub(r"([<>*|_])", r"\\\1", markup) in md_path.read_text()
 
 
 def test_empty_cells_of_parquet_results_read_as_empty(rules, tmp_path):
