@@ -227,7 +227,7 @@ def _screen_on_dask(cohort: str, out: str, ruleset: RuleSet, as_of: dt.date, tri
 @app.command()
 def report(
     results: Annotated[Path, typer.Argument(help="Results written by screen-cohort (.csv or .parquet)")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and the charts")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md, the charts and the near-miss lists (CSV)")],
     rules: RulesOption = None,
     as_of: Annotated[str, typer.Option("--as-of", help="The screening date the results were made for (shown in the report)")] = "",
 ) -> None:
