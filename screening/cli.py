@@ -251,14 +251,14 @@ def report(
 def watch(
     events: Annotated[Optional[Path], typer.Argument(help="Events as JSON lines (default: standard input)")] = None,
     rules: RulesOption = None,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date for events without their own as_of (default: today)")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date for events without their own as_of (default: the day each event is read)")] = None,
     engine: Annotated[EngineChoice, typer.Option("--engine", help="durable (durable_rules Rete), explain (reference) or vectorized (pandas)")] = EngineChoice.DURABLE,
     max_patients: Annotated[int, typer.Option("--max-patients", min=1, help="Patients kept; the least recently updated is evicted")] = 100_000,
 ) -> None:
-    """Re-screen patients as events arrive; print a JSON line whenever a verdict changes."""
+    """Re-screen patients as events arrive; print a JSON line whenever a verdict (or what decides it) changes."""
     from .watch import Watcher
 
-    screening_date = _date(as_of)
+    screening_date = _date(as_of) if as_of is not None else None  # None: the day each event is read
     try:
         ruleset = _rules(rules)
     except ScreeningError as exc:
