@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import signal
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from screening.cli import app
-from screening.watch import Watcher
+from screening.watch import Watcher, bounded_lines
 
 from . import strategies
 from .conftest import AS_OF, ROOT, RULES_DIR
@@ -353,6 +357,26 @@ def test_field_paths_are_those_of_the_event(rules):
     assert watcher.handle({"type": "profile", "patient": bad_unit})[0]["error"] == "unit cannot be used (field patient.observations[0].unit)"
 
 
+def test_a_line_longer_than_the_bound_is_an_error_and_is_not_held(rules):
+    discharge = '{"type": "discharge", "patient_id": "P"}'
+    watcher = Watcher(rules, AS_OF, max_line_chars=100)
+    watcher.handle({"type": "profile", "patient": {"id": "P"}})
+    stream = io.StringIO('{"type": "discharge", "patient_id": "' + "x" * 10_000 + '"}\n' + discharge + "\n")
+    lines = list(bounded_lines(stream, 100))
+    assert [len(line) for line in lines] == [101, len(discharge) + 1]
+    assert list(watcher.run(lines)) == [
+        {"error": "line longer than 100 characters", "line": 1, "event": None, "patient_id": None},
+        {"patient_id": "P", "discharged": True},
+    ]
+
+
+def test_watch_cli_refuses_a_line_past_max_line_chars(tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_text(STREAM.read_text().splitlines()[0] + "\n" + '{"type": "discharge", "patient_id": "P11"}\n')
+    options = ["watch", str(events), "--rules", str(RULES_DIR), "--as-of", "2026-11-22", "--engine", "explain", "--max-line-chars", "200"]
+    lines = [json.loads(line) for line in CliRunner().invoke(app, options).output.splitlines()]
+    assert lines == [{"error": "line longer than 200 characters", "line": 1, "event": None, "patient_id": None}]
+
 def test_stdin_closed_mid_line_gives_an_error_line_for_the_cut_line():
     cut = STREAM.read_text().splitlines()[0] + "\n" + '{"type": "discharge", "pati'
     result = CliRunner().invoke(app, ["watch", "--rules", str(RULES_DIR), "--as-of", "2026-11-22"], input=cut)
@@ -360,6 +384,26 @@ def test_stdin_closed_mid_line_gives_an_error_line_for_the_cut_line():
     assert json.loads(result.output.splitlines()[-1]) == {
         "error": "not valid JSON: Unterminated string starting at column 23", "line": 2, "event": None, "patient_id": None}
 
+
+def test_a_reader_that_stops_reading_ends_the_watch_without_a_traceback():
+    """``screening watch ... | head -1``: the broken pipe ends the command quietly."""
+    events = "\n".join(STREAM.read_text().splitlines()[:2] * 200) + "\n"
+    command = f"{sys.executable} -m screening watch --rules {RULES_DIR} --as-of 2026-11-22 --engine explain | head -1"
+    done = subprocess.run(["bash", "-c", command], input=events, capture_output=True, text=True, timeout=120)
+    assert len(done.stdout.splitlines()) == 1 and json.loads(done.stdout)["patient_id"] == "P11"
+    assert done.stderr == ""
+
+
+
+def test_an_interrupt_ends_the_watch_without_a_traceback():
+    command = [sys.executable, "-m", "screening", "watch", "--rules", str(RULES_DIR), "--as-of", "2026-11-22", "--engine", "explain"]
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as watching:
+        watching.stdin.write(STREAM.read_text().splitlines()[0] + "\n")
+        watching.stdin.flush()
+        assert json.loads(watching.stdout.readline())["patient_id"] == "P11"  # waiting for the next line
+        watching.send_signal(signal.SIGINT)
+        _, stderr = watching.communicate(timeout=60)
+    assert watching.returncode == 130 and "Traceback" not in stderr
 
 # -- every engine prints the same lines ---------------------------------------------------------------
 

@@ -17,7 +17,7 @@ import re
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 
 from pydantic import TypeAdapter
 
@@ -148,6 +148,16 @@ def _message(exc: ScreeningError, event: Any = None) -> str:
     return str(exc)
 
 
+def bounded_lines(stream: TextIO, limit: int) -> Iterator[str]:
+    """The stream's lines as they arrive; one longer than ``limit`` characters is cut to
+    ``limit + 1`` (its rest is read and dropped), so memory stays bounded whatever a line holds."""
+    while line := stream.readline(limit + 1):
+        if len(line) > limit and not line.endswith("\n"):  # cut: drop the rest of it
+            while (rest := stream.readline(65_536)) and not rest.endswith("\n"):
+                pass
+        yield line
+
+
 class Watcher:
     """Re-screens patients as events arrive. ``handle`` returns the records to emit: one per
     trial whose verdict, deciding criteria or missing data changed (including the first
@@ -164,6 +174,7 @@ class Watcher:
         engine: str = "durable",
         max_patients: int = 100_000,
         max_entries: int = 50,
+        max_line_chars: int = 1_000_000,
         today: Callable[[], dt.date] = dt.date.today,
     ):
         self.rules = rules
@@ -171,6 +182,7 @@ class Watcher:
         self.engine = engine
         self.max_patients = max_patients
         self.max_entries = max_entries
+        self.max_line_chars = max_line_chars
         self.today = today
         self._patients: OrderedDict[str, _PatientState] = OrderedDict()
 
@@ -182,12 +194,16 @@ class Watcher:
         state = self._patients.get(patient_id)
         return _PROFILE.validate_json(state.profile) if state else None
 
-    def run(self, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    def run(self, lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
+        """The records for each line; a line longer than ``max_line_chars`` is an error record
+        (read a stream with :func:`bounded_lines`, so that such a line is never held whole)."""
         for number, line in enumerate(lines, start=1):
-            if line.strip():
+            if len(line.rstrip("\r\n" if isinstance(line, str) else b"\r\n")) > self.max_line_chars:
+                yield self._error(number, None, None, f"line longer than {self.max_line_chars} characters")
+            elif line.strip():
                 yield from self.handle(line, number)
 
-    def handle(self, line: str | dict[str, Any], number: int | None = None) -> list[dict[str, Any]]:
+    def handle(self, line: str | bytes | dict[str, Any], number: int | None = None) -> list[dict[str, Any]]:
         try:
             event = parse_event(line)
         except EventError as exc:
