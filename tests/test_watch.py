@@ -123,6 +123,9 @@ def test_patients_beyond_the_bound_are_evicted(rules):
         records = watcher.handle({"type": "profile", "patient": {"id": f"P{i}"}})
     assert records[-1] == {"patient_id": "P0", "evicted": True, "reason": "more than 2 patients watched"}
     assert len(watcher) == 2
+    [refused] = watcher.handle({"type": "set", "patient_id": "P0", "fields": {"sex": "male"}})
+    assert refused["error"] == "patient P0 is not watched (no profile yet, or discharged or evicted): send a profile event first"
+    assert watcher.handle({"type": "discharge", "patient_id": "P0"}) == []
 
 
 def test_watch_cli_reads_a_file_and_stdin():
