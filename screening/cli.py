@@ -266,9 +266,10 @@ def watch(
         raise _fail(str(exc)) from None
     watcher = Watcher(ruleset, screening_date, engine=engine.value, max_patients=max_patients, max_line_chars=max_line_chars)
     try:
-        # undecodable bytes become U+FFFD, so that line is an error record and the stream goes on
-        stream = (events.open(encoding="utf-8", errors="replace") if events and str(events) != "-"
-                  else io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+        # undecodable bytes become U+FFFD, so that line is an error record and the stream goes on;
+        # utf-8-sig: a byte order mark before the first event is dropped (json refuses it)
+        stream = (events.open(encoding="utf-8-sig", errors="replace") if events and str(events) != "-"
+                  else io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace"))
     except OSError as exc:
         raise _fail(f"{events}: cannot read: {exc.strerror}") from None
     with stream:

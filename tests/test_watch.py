@@ -380,6 +380,15 @@ def test_watch_cli_refuses_a_line_past_max_line_chars(tmp_path):
     lines = [json.loads(line) for line in CliRunner().invoke(app, options).output.splitlines()]
     assert lines == [{"error": "line longer than 200 characters", "line": 1, "event": None, "patient_id": None}]
 
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_a_byte_order_mark_before_the_first_event_is_not_an_error(tmp_path, source):
+    """Windows tools write one; json refuses it ("Unexpected UTF-8 BOM"), which lost the first profile."""
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\xef\xbb\xbf" + STREAM.read_bytes())
+    options = ["watch", "--rules", str(RULES_DIR), "--as-of", "2026-11-22", "--engine", "explain"]
+    result = CliRunner().invoke(app, [*options, str(events)] if source == "file" else options, input=None if source == "file" else events.read_bytes())
+    assert _transitions(json.loads(line) for line in result.output.splitlines())[0] == ("NCT03945487", None, "eligible")
+
 def test_stdin_closed_mid_line_gives_an_error_line_for_the_cut_line():
     cut = STREAM.read_text().splitlines()[0] + "\n" + '{"type": "discharge", "pati'
     result = CliRunner().invoke(app, ["watch", "--rules", str(RULES_DIR), "--as-of", "2026-11-22"], input=cut)
