@@ -251,27 +251,29 @@ def report(
 def watch(
     events: Annotated[Optional[Path], typer.Argument(help="Events as JSON lines (default: standard input)")] = None,
     rules: RulesOption = None,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date for events without their own as_of (default: today)")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date for events without their own as_of (default: the day each event is read)")] = None,
     engine: Annotated[EngineChoice, typer.Option("--engine", help="durable (durable_rules Rete), explain (reference) or vectorized (pandas)")] = EngineChoice.DURABLE,
     max_patients: Annotated[int, typer.Option("--max-patients", min=1, help="Patients kept; the least recently updated is evicted")] = 100_000,
+    max_line_chars: Annotated[int, typer.Option("--max-line-chars", min=1, help="Longest event line read; a longer one is an error line")] = 1_000_000,
 ) -> None:
-    """Re-screen patients as events arrive; print a JSON line whenever a verdict changes."""
-    from .watch import Watcher
+    """Re-screen patients as events arrive; print a JSON line whenever a verdict (or what decides it) changes."""
+    from .watch import Watcher, bounded_lines
 
-    screening_date = _date(as_of)
+    screening_date = _date(as_of) if as_of is not None else None  # None: the day each event is read
     try:
         ruleset = _rules(rules)
     except ScreeningError as exc:
         raise _fail(str(exc)) from None
-    watcher = Watcher(ruleset, screening_date, engine=engine.value, max_patients=max_patients)
+    watcher = Watcher(ruleset, screening_date, engine=engine.value, max_patients=max_patients, max_line_chars=max_line_chars)
     try:
-        # undecodable bytes become U+FFFD, so that line is an error record and the stream goes on
-        stream = (events.open(encoding="utf-8", errors="replace") if events and str(events) != "-"
-                  else io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace"))
+        # undecodable bytes become U+FFFD, so that line is an error record and the stream goes on;
+        # utf-8-sig: a byte order mark before the first event is dropped (json refuses it)
+        stream = (events.open(encoding="utf-8-sig", errors="replace") if events and str(events) != "-"
+                  else io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace"))
     except OSError as exc:
         raise _fail(f"{events}: cannot read: {exc.strerror}") from None
     with stream:
-        for record in watcher.run(stream):
+        for record in watcher.run(bounded_lines(stream, max_line_chars)):
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
             sys.stdout.flush()
 

@@ -18,7 +18,8 @@ def decode_json(text: str | bytes) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         where = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} column {exc.colno}"
-        raise JsonProblem(f"not valid JSON: {exc.msg} at {where}") from None
+        problem = exc.msg.removesuffix(" at")  # "Unterminated string starting at": the position follows
+        raise JsonProblem(f"not valid JSON: {problem} at {where}") from None
     except UnicodeDecodeError:
         raise JsonProblem("not UTF-8 text") from None
     except RecursionError:  # json's decoder recurses per nesting level: "[" * 100_000

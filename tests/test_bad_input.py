@@ -10,6 +10,7 @@ import pytest
 
 from screening import PatientDataError, RulesError, load_patient, load_rules, parse_patient, screen
 from screening.errors import UnitError
+from screening.jsontext import JsonProblem, decode_json
 
 from .conftest import AS_OF, RULES_DIR
 
@@ -225,6 +226,22 @@ def test_a_screening_date_near_year_one_does_not_crash(rules):
 def test_birth_after_screening_date_is_an_error(rules):
     with pytest.raises(PatientDataError, match="birth_date"):
         screen(parse_patient({**GOOD, "birth_date": "2027-01-01"}), rules, as_of=AS_OF)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"id": "P', "not valid JSON: Unterminated string starting at column 8"),  # a stream cut mid-line
+        ("{", "not valid JSON: Expecting property name enclosed in double quotes at column 2"),
+        ('{"id": 1 2}', "not valid JSON: Expecting ',' delimiter at column 10"),
+        ('{}\n{}', "not valid JSON: Extra data at line 2 column 1"),
+        (b"\xff", "not UTF-8 text"),
+    ],
+)
+def test_json_problems_say_why_and_where_once(text, problem):
+    with pytest.raises(JsonProblem) as raised:
+        decode_json(text)
+    assert str(raised.value) == problem
 
 
 def test_unreadable_patient_files(tmp_path):

@@ -32,6 +32,7 @@ from ..patient.model import (
     Comparator,
     Condition,
     MedicationStatus,
+    Observation,
     PatientProfile,
     QualitativeResult,
 )
@@ -182,6 +183,42 @@ MELD_INPUTS = {"meld": ("bilirubin", "creatinine", "inr"), "meld_na": ("bilirubi
                "meld_3": ("bilirubin", "creatinine", "inr", "sodium", "albumin")}
 
 
+def read_result(obs: Observation, i: int, patient_id: str) -> _Lab | _Qualitative | None:
+    """Observation ``i`` as a checked result (``None`` when no analyte uses it); a unit or value
+    that cannot be used raises :class:`PatientDataError` naming ``observations[i]``."""
+    analyte = ANALYTE_BY_LOINC.get(obs.loinc)
+    if analyte is None:
+        return None
+    if analyte.unit is None:
+        return _Qualitative(obs.date, obs.result, i) if obs.result is not None else None
+    if obs.value is None:
+        return None
+    try:
+        value = to_canonical(analyte.name, obs.value, obs.unit or "1")
+    except UnitError as exc:
+        raise UnitError(exc.problem, field=f"observations[{i}].unit", patient_id=patient_id) from None
+    if not math.isfinite(value) or value < 0:
+        raise PatientDataError(f"{analyte.display} cannot be {obs.value} {obs.unit}", field=f"observations[{i}].value", patient_id=patient_id)
+    interval = censored(value, obs.comparator)
+    if interval.is_empty():  # "< 0": no concentration is below zero
+        raise PatientDataError(f"{analyte.display} cannot be {obs.comparator.value}{obs.value} {obs.unit}", field=f"observations[{i}].value",
+                               patient_id=patient_id)
+    if analyte.name == "prothrombin_time":
+        if obs.control is None:
+            return None
+        control = to_canonical(analyte.name, obs.control, obs.unit or "s")
+        interval = Interval(interval.low - control, interval.high - control, interval.low_open, interval.high_open)
+        value = round_significant(value - control)
+    return _Lab(obs.date, interval, value, i)
+
+
+def check_results(profile: PatientProfile) -> None:
+    """Raise as :class:`PatientFacts` would on any of the profile's results, whatever its date
+    (screening ignores results dated after the screening date, so a later date could fail)."""
+    for i, obs in enumerate(profile.observations):
+        read_result(obs, i, profile.id)
+
+
 @dataclass
 class PatientFacts:
     """One patient's facts at ``as_of``. Answers are cached under every input they depend on
@@ -206,32 +243,13 @@ class PatientFacts:
         if self.profile.birth_date and self.profile.birth_date > self.as_of:
             raise PatientDataError("birth date is after the screening date", field="birth_date", patient_id=self.profile.id)
         for i, obs in enumerate(self.profile.observations):
-            analyte = ANALYTE_BY_LOINC.get(obs.loinc)
-            if analyte is None or obs.date > self.as_of:
+            if obs.date > self.as_of:
                 continue
-            if analyte.unit is None:
-                if obs.result is not None:
-                    qualitative[analyte.name].append(_Qualitative(obs.date, obs.result, i))
-                continue
-            if obs.value is None:
-                continue
-            try:
-                value = to_canonical(analyte.name, obs.value, obs.unit or "1")
-            except UnitError as exc:
-                raise UnitError(exc.problem, field=f"observations[{i}].unit", patient_id=self.profile.id) from None
-            if not math.isfinite(value) or value < 0:
-                raise PatientDataError(f"{analyte.display} cannot be {obs.value} {obs.unit}", field=f"observations[{i}].value", patient_id=self.profile.id)
-            interval = censored(value, obs.comparator)
-            if interval.is_empty():  # "< 0": no concentration is below zero
-                raise PatientDataError(f"{analyte.display} cannot be {obs.comparator.value}{obs.value} {obs.unit}", field=f"observations[{i}].value",
-                                       patient_id=self.profile.id)
-            if analyte.name == "prothrombin_time":
-                if obs.control is None:
-                    continue
-                control = to_canonical(analyte.name, obs.control, obs.unit or "s")
-                interval = Interval(interval.low - control, interval.high - control, interval.low_open, interval.high_open)
-                value = round_significant(value - control)
-            labs[analyte.name].append(_Lab(obs.date, interval, value, i))
+            read = read_result(obs, i, self.profile.id)
+            if isinstance(read, _Lab):
+                labs[ANALYTE_BY_LOINC[obs.loinc].name].append(read)
+            elif isinstance(read, _Qualitative):
+                qualitative[ANALYTE_BY_LOINC[obs.loinc].name].append(read)
         self._labs = dict(labs)
         self._qualitative = dict(qualitative)
 
