@@ -105,6 +105,14 @@ def test_a_bad_ndjson_line_is_an_error_row_and_the_run_goes_on(rules, tmp_path, 
     assert summary.rows == 3 and summary.errors == 1
 
 
+def test_a_flat_row_its_reader_marked_is_an_error_row_with_that_reason(rules):
+    """The flat-table form of an NDJSON error marker: the reader sets ``__error__`` on a row it could not read."""
+    table = pd.DataFrame({"id": ["A", None, "C"], "birth_date": ["1970-01-01", None, "1970-01-01"], "__error__": [None, "line 3: 5 fields where the header has 3", None]})
+    results = pd.concat(screen_cohort([table], rules, AS_OF, ["NCT04357600"]), ignore_index=True)
+    assert results[["patient_id", "verdict", "error"]].values.tolist() == [
+        ["A", "undetermined", ""], ["", "error", "line 3: 5 fields where the header has 3"], ["C", "undetermined", ""]]
+
+
 def test_flat_cells_read_as_users_write_them(rules, tmp_path):
     path = tmp_path / "flat.csv"
     path.write_text("id,birth_date,conditions,inr,inr_unit,inr_date\nNA,1970-01-01,None,1.2,,2026-11-01\n")

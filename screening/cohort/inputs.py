@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from ..errors import PatientDataError
 from ..fhir.result import FhirWarning
 from ..jsontext import JsonProblem, decode_json
-from .flat import CSV_OPTIONS
+from .flat import CSV_OPTIONS, ERROR_MARKER
 from .long import read_long, reading, to_frame
 
 T = TypeVar("T")
@@ -78,7 +78,7 @@ def _bulk_export(path: Path, chunk_size: int, on_warnings: Callable[[tuple[FhirW
     chunk: list[dict[str, Any]] = []
     for result in export.results():
         if isinstance(result, PatientDataError):
-            chunk.append({"id": result.patient_id, "__error__": str(result)})
+            chunk.append({"id": result.patient_id, ERROR_MARKER: str(result)})
         else:
             chunk.append(result.profile.model_dump())
             if on_warnings is not None:
@@ -95,7 +95,7 @@ def _profile_or_error(line: bytes, number: int) -> Any:
     try:
         return decode_json(line)
     except JsonProblem as exc:
-        return {"__error__": f"line {number}: {exc}"}
+        return {ERROR_MARKER: f"line {number}: {exc}"}
 
 
 def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:
