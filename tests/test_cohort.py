@@ -335,16 +335,32 @@ def test_the_cli_progress_display_starts_after_the_workers_are_forked(tmp_path, 
     assert workers_at_start == [2]
 
 
-def test_a_cli_run_stopped_by_a_malformed_line_writes_no_results_and_says_where_the_rows_are(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_cli_run_writes_a_line_with_too_many_fields_as_an_error_row_in_its_place(tmp_path, workers):
     lines = (COHORTS / "flat-sample.csv").read_text().splitlines()
     cohort = tmp_path / "cohort.csv"
     cohort.write_text("\n".join(lines[:8] + [lines[8] + ",one,cell,too,many"] + lines[9:]) + "\n")
     out = tmp_path / "results.csv"
     result = CliRunner().invoke(app, ["screen-cohort", str(cohort), "--out", str(out), "--rules", str(RULES_DIR),
+                                      "--as-of", "2026-11-22", "--chunk-size", "5", "--workers", str(workers)])
+    assert result.exit_code == 0, result.output
+    assert "12 patients screened" in result.output and "3 rows with errors" in result.output
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert written.patient_id.tolist()[::2] == ["F01", "F02", "F03", "F04", "F05", "F06", "F07", "", "F09", "F10", "F11", "F12"]
+    assert set(written.error[14:16]) == {"line 9: 38 fields where the header has 34"}  # the line's cells are not quoted
+
+
+def test_a_cli_run_stopped_by_an_unreadable_line_writes_no_results_and_says_where_the_rows_are(tmp_path):
+    lines = (COHORTS / "flat-sample.csv").read_text().splitlines()
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("\n".join(lines[:8] + ['"an unclosed quote'] + lines[9:]) + "\n")
+    out = tmp_path / "results.csv"
+    result = CliRunner().invoke(app, ["screen-cohort", str(cohort), "--out", str(out), "--rules", str(RULES_DIR),
                                       "--as-of", "2026-11-22", "--chunk-size", "5", "--workers", "1"])
     assert result.exit_code == 2
     message = " ".join(result.output.split())
-    assert "cohort.csv: cannot be read" in message and f"the rows screened before the error are in {out}.partial" in message
+    assert "cohort.csv: cannot be read: Error tokenizing data. C error: EOF inside string" in message
+    assert f"the rows screened before the error are in {out}.partial" in message
     assert not out.exists() and len(pd.read_csv(f"{out}.partial")) == 5 * 2
 
 

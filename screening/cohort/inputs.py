@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 from ..errors import PatientDataError
 from ..fhir.result import FhirWarning
 from ..jsontext import JsonProblem, decode_json
-from .flat import CSV_OPTIONS, ERROR_MARKER
+from .csvfile import read_csv
+from .flat import ERROR_MARKER
 from .long import read_long, reading, to_frame
 
 T = TypeVar("T")
@@ -30,7 +31,8 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000,
     line), a folder of long tables, or a folder of ``*.ndjson`` files without a ``patients``
     table, read as a FHIR R4 Bulk Data export (one profile per Patient; ``on_fhir_warnings``, when
     given, is called with the export's mapping warnings, then with each patient's). A line that is not JSON, or a patient with a resource
-    that is not valid FHIR R4, yields an error marker dict ``{"__error__": ...}`` in its place, so
+    that is not valid FHIR R4, yields an error marker dict ``{"__error__": ...}`` in its place, and a
+    CSV line with more fields than the header a row with only the ``__error__`` column set, so
     rows out == rows in."""
     path = Path(path)
     if path.is_dir() and not any((path / f"patients{suffix}").exists() for suffix in (".csv", ".parquet")) \
@@ -45,7 +47,7 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000,
     suffix = path.suffix.lower()
     if suffix == ".csv":
         with reading(path):
-            yield from pd.read_csv(path, chunksize=chunk_size, **CSV_OPTIONS)
+            yield from read_csv(path, chunk_size)
     elif suffix == ".parquet":
         with reading(path):
             schema = pq.read_schema(path)
