@@ -412,6 +412,8 @@ def test_screen_cohort_bad_input_exits_2(tmp_path, monkeypatch, args, message):
     ("cohort.csv", b'id,sex\n"P1,male\n', "cohort.csv: cannot be read: Error tokenizing data"),
     ("cohort.parquet", b"id,sex\nP1,male\n", "cohort.parquet: cannot be read: Parquet magic bytes not found"),
     ("long/conditions.csv", b"", "conditions.csv: cannot be read: No columns to parse from file"),
+    ("long/conditions.csv", b"patient_id,icd10\nP1,K74.6,x\n", "conditions.csv: cannot be read: the first data line has more fields than the header"),
+    ("long/conditions.csv", b"patient_id,icd10\nP1,K74.6\nP1,B18.1,x\n", "conditions.csv: cannot be read: Error tokenizing data. C error: Expected 2 fields in line 3, saw 3"),
 ])
 def test_an_unreadable_cohort_file_exits_2_naming_it(tmp_path, name, content, message):
     (tmp_path / "long").mkdir()
