@@ -161,6 +161,27 @@ def read_csv(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     return _read(path, lambda: path.open("rb"), chunk_size)
 
 
+def read_block(text: bytes, first_line: Callable[[], int]) -> pd.DataFrame:
+    """A block of a CSV file (the header's bytes, then whole records) as one frame, with an
+    :data:`ERROR_MARKER` column; ``first_line()`` is the file's line the first record after the
+    header starts on (asked only when some record has too many fields)."""
+    frames = list(_read(io.BytesIO(text), lambda: io.BytesIO(text), len(text), first_line))
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if ERROR_MARKER not in frame.columns:
+        frame[ERROR_MARKER] = pd.Series(None, index=frame.index, dtype=object)
+    return frame
+
+
+def line_ends_before(handle: BinaryIO, end: int) -> int:
+    """Line ends in the first ``end`` bytes of ``handle``, read a block at a time."""
+    handle.seek(0)
+    count, last = 0, b""
+    while end > 0 and (block := handle.read(min(_BLOCK, end))):
+        count += _line_ends(block) - (last == b"\r" and block[:1] == b"\n")
+        end, last = end - len(block), block[-1:]
+    return count
+
+
 def _read(source: Path | BinaryIO, open_file: Callable[[], BinaryIO], chunk_size: int,
           first_line: Callable[[], int] | None = None) -> Iterator[pd.DataFrame]:
     """The frames of ``source`` (given to the C parser as it is; ``open_file`` opens it again for
