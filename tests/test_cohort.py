@@ -105,6 +105,14 @@ def test_a_bad_ndjson_line_is_an_error_row_and_the_run_goes_on(rules, tmp_path, 
     assert summary.rows == 3 and summary.errors == 1
 
 
+def test_a_flat_row_its_reader_marked_is_an_error_row_with_that_reason(rules):
+    """The flat-table form of an NDJSON error marker: the reader sets ``__error__`` on a row it could not read."""
+    table = pd.DataFrame({"id": ["A", None, "C"], "birth_date": ["1970-01-01", None, "1970-01-01"], "__error__": [None, "line 3: 5 fields where the header has 3", None]})
+    results = pd.concat(screen_cohort([table], rules, AS_OF, ["NCT04357600"]), ignore_index=True)
+    assert results[["patient_id", "verdict", "error"]].values.tolist() == [
+        ["A", "undetermined", ""], ["", "error", "line 3: 5 fields where the header has 3"], ["C", "undetermined", ""]]
+
+
 def test_flat_cells_read_as_users_write_them(rules, tmp_path):
     path = tmp_path / "flat.csv"
     path.write_text("id,birth_date,conditions,inr,inr_unit,inr_date\nNA,1970-01-01,None,1.2,,2026-11-01\n")
@@ -327,16 +335,32 @@ def test_the_cli_progress_display_starts_after_the_workers_are_forked(tmp_path, 
     assert workers_at_start == [2]
 
 
-def test_a_cli_run_stopped_by_a_malformed_line_writes_no_results_and_says_where_the_rows_are(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_cli_run_writes_a_line_with_too_many_fields_as_an_error_row_in_its_place(tmp_path, workers):
     lines = (COHORTS / "flat-sample.csv").read_text().splitlines()
     cohort = tmp_path / "cohort.csv"
     cohort.write_text("\n".join(lines[:8] + [lines[8] + ",one,cell,too,many"] + lines[9:]) + "\n")
     out = tmp_path / "results.csv"
     result = CliRunner().invoke(app, ["screen-cohort", str(cohort), "--out", str(out), "--rules", str(RULES_DIR),
+                                      "--as-of", "2026-11-22", "--chunk-size", "5", "--workers", str(workers)])
+    assert result.exit_code == 0, result.output
+    assert "12 patients screened" in result.output and "3 rows with errors" in result.output
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert written.patient_id.tolist()[::2] == ["F01", "F02", "F03", "F04", "F05", "F06", "F07", "", "F09", "F10", "F11", "F12"]
+    assert set(written.error[14:16]) == {"line 9: 38 fields where the header has 34"}  # the line's cells are not quoted
+
+
+def test_a_cli_run_stopped_by_an_unreadable_line_writes_no_results_and_says_where_the_rows_are(tmp_path):
+    lines = (COHORTS / "flat-sample.csv").read_text().splitlines()
+    cohort = tmp_path / "cohort.csv"
+    cohort.write_text("\n".join(lines[:8] + ['"an unclosed quote'] + lines[9:]) + "\n")
+    out = tmp_path / "results.csv"
+    result = CliRunner().invoke(app, ["screen-cohort", str(cohort), "--out", str(out), "--rules", str(RULES_DIR),
                                       "--as-of", "2026-11-22", "--chunk-size", "5", "--workers", "1"])
     assert result.exit_code == 2
     message = " ".join(result.output.split())
-    assert "cohort.csv: cannot be read" in message and f"the rows screened before the error are in {out}.partial" in message
+    assert "cohort.csv: cannot be read: Error tokenizing data. C error: EOF inside string" in message
+    assert f"the rows screened before the error are in {out}.partial" in message
     assert not out.exists() and len(pd.read_csv(f"{out}.partial")) == 5 * 2
 
 
@@ -388,6 +412,8 @@ def test_screen_cohort_bad_input_exits_2(tmp_path, monkeypatch, args, message):
     ("cohort.csv", b'id,sex\n"P1,male\n', "cohort.csv: cannot be read: Error tokenizing data"),
     ("cohort.parquet", b"id,sex\nP1,male\n", "cohort.parquet: cannot be read: Parquet magic bytes not found"),
     ("long/conditions.csv", b"", "conditions.csv: cannot be read: No columns to parse from file"),
+    ("long/conditions.csv", b"patient_id,icd10\nP1,K74.6,x\n", "conditions.csv: cannot be read: the first data line has more fields than the header"),
+    ("long/conditions.csv", b"patient_id,icd10\nP1,K74.6\nP1,B18.1,x\n", "conditions.csv: cannot be read: Error tokenizing data. C error: Expected 2 fields in line 3, saw 3"),
 ])
 def test_an_unreadable_cohort_file_exits_2_naming_it(tmp_path, name, content, message):
     (tmp_path / "long").mkdir()

@@ -13,9 +13,11 @@ from distributed import Client, LocalCluster
 
 from screening import durable_engine, load_rules
 from screening.cohort import CohortSummary, read_cohort, screen_cohort
-from screening.cohort.distributed import read_flat, rows_with_errors, screen_dask
+from screening.cohort.distributed import _read_csv, read_flat, rows_with_errors, screen_dask
+from screening.cohort.flat import ERROR_MARKER
 
 from .conftest import AS_OF, ROOT, RULES_DIR
+from .test_csvfile import CASES, _csv
 
 FLAT = ROOT / "patients" / "cohorts" / "flat-sample.csv"
 
@@ -42,7 +44,38 @@ def test_dask_reads_a_flat_table_as_the_in_process_reader(tmp_path, suffix):
     table.to_csv(path, index=False) if suffix == "csv" else table.to_parquet(path, index=False)
     in_process = pd.concat(read_cohort(path), ignore_index=True)
     assert in_process.iloc[0].tolist() == ["NA", "None", "female"]
-    pd.testing.assert_frame_equal(read_flat(path).compute().reset_index(drop=True).fillna("").astype(object), in_process.fillna("").astype(object))
+    on_dask = read_flat(path).compute().reset_index(drop=True)
+    if suffix == "csv":  # every CSV partition has the column marking lines that could not be read: here none
+        assert on_dask.pop(ERROR_MARKER).isna().all()
+    pd.testing.assert_frame_equal(on_dask.fillna("").astype(object), in_process.fillna("").astype(object))
+
+
+def _as_read(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.reindex(columns=[*frame.columns.drop(ERROR_MARKER, errors="ignore"), ERROR_MARKER]).fillna("").astype(object)
+
+
+@pytest.mark.parametrize("block_size", [300, 1000, 64_000_000])  # bytes: most lines, some lines, or all in one block
+@pytest.mark.parametrize("case", ["first data line", "several, adjacent and across chunks", "every line", "beside blank lines"])
+def test_dask_reads_lines_with_too_many_fields_as_the_in_process_reader(tmp_path, case, block_size):
+    """In blocks cut at line ends, as dd.read_csv cuts them: each error names its line in the file."""
+    lines, chunk_size = CASES[case]
+    path = tmp_path / "cohort.csv"
+    path.write_text(_csv([line if isinstance(line, str) else line[0] for line in lines]))
+    in_process = pd.concat(read_cohort(path, chunk_size), ignore_index=True)
+    on_dask = _read_csv(str(path), block_size)
+    assert on_dask.npartitions == max(path.stat().st_size // block_size, 1)
+    pd.testing.assert_frame_equal(_as_read(on_dask.compute(scheduler="sync").reset_index(drop=True)), _as_read(in_process))
+
+
+def test_results_with_lines_with_too_many_fields_on_a_two_process_cluster_equal_the_in_process_run(client, tmp_path):
+    rules = load_rules(RULES_DIR)
+    lines, chunk_size = CASES["quoted commas and newlines in it"]  # one block: a quoted line end is not a block boundary
+    path = tmp_path / "cohort.csv"
+    path.write_text(_csv([line if isinstance(line, str) else line[0] for line in lines]))
+    local = pd.concat(screen_cohort(read_cohort(path, chunk_size), rules, AS_OF), ignore_index=True)
+    distributed = screen_dask(read_flat(path), rules, AS_OF).compute().reset_index(drop=True)
+    assert (local.verdict == "error").sum() == 2 * (2 + 2)  # two lines too long, two rows with bad values; two trials
+    pd.testing.assert_frame_equal(distributed.astype(str), local.astype(str))
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])

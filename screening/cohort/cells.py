@@ -42,7 +42,7 @@ from ..patient.model import (
     QualitativeResult,
     Sex,
 )
-from .flat import _ATC, ASSESSMENTS, NUMERIC_LABS, QUALITATIVE_LABS, _items, blank
+from .flat import _ATC, ASSESSMENTS, ERROR_MARKER, NUMERIC_LABS, QUALITATIVE_LABS, _items, blank
 
 INVALID = object()  # a value the column-wise reading does not accept (the row takes the per-row path)
 _FEW_VALUES = 256
@@ -363,6 +363,8 @@ def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
         if bad is not None:
             refused[bad if read is None else bad & read] = True
 
+    if ERROR_MARKER in frame.columns:  # rows the reader could not read: the per-row path makes them error rows
+        refused |= frame[ERROR_MARKER].notna().to_numpy()
     ids = (frame["id"] if "id" in frame.columns else pd.Series([None] * rows, index=frame.index, dtype=object)).astype("str")
     length = ids.str.strip().str.len().to_numpy(dtype=float, na_value=0)
     refused |= ~((length >= 1) & (length <= 128))

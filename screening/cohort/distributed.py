@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dask.dataframe as dd
+import fsspec
 import pandas as pd
+from dask.dataframe.io.csv import AUTO_BLOCKSIZE
 
 from ..rules.loader import RuleSet
-from .flat import CSV_OPTIONS
+from .csvfile import Header, line_ends_before, read_block
 from .run import COLUMNS, screen_cohort
 
 META = pd.DataFrame({column: pd.Series(dtype=object) for column in COLUMNS})
@@ -33,11 +37,61 @@ def read_flat(path: str | Path) -> dd.DataFrame:
     workers can read: it is passed on as given (``Path`` would make ``s3://b`` ``s3:/b``)."""
     path = str(path)
     if path.lower().endswith(".csv"):
-        return dd.read_csv(path, **CSV_OPTIONS)
+        return _read_csv(path)
     frame = dd.read_parquet(path)
     if "id" in frame.columns and pd.api.types.is_numeric_dtype(frame["id"].dtype):
         frame["id"] = frame["id"].map_partitions(_integer_ids_as_text, meta=("id", object))
     return frame
+
+
+def _read_csv(url: str, block_size: int = AUTO_BLOCKSIZE) -> dd.DataFrame:
+    """CSV files (a URL, a path or a glob) in blocks of about ``block_size`` bytes cut after a
+    ``\\n``, as ``dd.read_csv`` cuts them, each read by the in-process reader: a line with more
+    fields than the header is an error row naming its line in the file."""
+    fs, _, paths = fsspec.get_fs_token_paths(url, mode="rb")
+    with fs.open(paths[0], "rb") as handle:
+        meta = read_block(Header.read(handle).text, lambda: 0).iloc[:0]
+    blocks = [block for path in paths for block in _blocks(path, fs.size(path), block_size)]
+    return dd.from_map(_CsvBlock(fs), blocks, meta=meta, label="read-csv", enforce_metadata=False)
+
+
+def _blocks(path: str, size: int, block_size: int) -> list[tuple[str, int, int]]:
+    """(path, offset, size) of ``size // block_size`` blocks of equal size (one if the file is
+    smaller), as ``dd.read_csv`` splits a file; none for an empty file."""
+    step = -(-size // max(size // block_size, 1))
+    return [(path, offset, step) for offset in range(0, size, step)] if size else []
+
+
+@dataclass(frozen=True)
+class _CsvBlock:
+    """Reads one block (path, offset, size) of a CSV file on a worker."""
+
+    fs: fsspec.AbstractFileSystem
+
+    def __call__(self, block: tuple[str, int, int]) -> pd.DataFrame:
+        path, offset, size = block
+        with self.fs.open(path, "rb") as handle:
+            header = Header.read(handle)
+            start, end = (_after_line_end(handle, at, len(header.text)) for at in (offset, offset + size))
+            handle.seek(start)
+            text = handle.read(end - start)
+
+        def first_line() -> int:  # only for a block with a line with too many fields: count the lines before it
+            with self.fs.open(path, "rb") as handle:
+                return 1 + line_ends_before(handle, start)
+
+        return read_block(header.text + text, first_line)
+
+
+def _after_line_end(handle: Any, at: int, header_end: int) -> int:
+    """Where the block boundary nearest ``at`` is: the header's end, or after the first ``\\n``
+    from ``at`` on (the end of the file if none)."""
+    if at <= header_end:
+        return header_end
+    handle.seek(at)
+    while (piece := handle.read(1 << 16)) and (found := piece.find(b"\n")) < 0:
+        at += len(piece)
+    return at + found + 1 if piece else at
 
 
 def _integer_ids_as_text(ids: pd.Series) -> pd.Series:

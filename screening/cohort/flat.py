@@ -37,6 +37,9 @@ _ATC = re.compile(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$")
 _SCALARS = ("birth_date", "sex", "consent", "pregnant", "lactating", "childbearing_potential")
 # a CSV cell is text, and only an empty one is missing: "None", "NA" or "null" are values (a patient id, a "none")
 CSV_OPTIONS: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+# a row (or profile dict) the reader could not read, e.g. a CSV line with more fields than the header:
+# its cells are empty and this column names the problem, which becomes the row's error
+ERROR_MARKER = "__error__"
 
 
 def _dated(row: dict[str, Any], column: str) -> dict[str, str]:
@@ -74,7 +77,10 @@ def _bool(value: Any) -> Any:
 
 
 def row_to_profile(row: dict[str, Any]) -> dict[str, Any]:
-    """A profile dict (validated later) from one flat row."""
+    """A profile dict (validated later) from one flat row; an error marker for a row the reader
+    marked as unreadable."""
+    if _present(row.get(ERROR_MARKER)):
+        return {ERROR_MARKER: str(row[ERROR_MARKER])}
     profile: dict[str, Any] = {"id": str(row.get("id")) if _present(row.get("id")) else None}
     for name in _SCALARS:
         if _present(row.get(name)):

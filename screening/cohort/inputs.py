@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 from ..errors import PatientDataError
 from ..fhir.result import FhirWarning
 from ..jsontext import JsonProblem, decode_json
-from .flat import CSV_OPTIONS
+from .csvfile import read_csv
+from .flat import ERROR_MARKER
 from .long import read_long, reading, to_frame
 
 T = TypeVar("T")
@@ -30,7 +31,8 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000,
     line), a folder of long tables, or a folder of ``*.ndjson`` files without a ``patients``
     table, read as a FHIR R4 Bulk Data export (one profile per Patient; ``on_fhir_warnings``, when
     given, is called with the export's mapping warnings, then with each patient's). A line that is not JSON, or a patient with a resource
-    that is not valid FHIR R4, yields an error marker dict ``{"__error__": ...}`` in its place, so
+    that is not valid FHIR R4, yields an error marker dict ``{"__error__": ...}`` in its place, and a
+    CSV line with more fields than the header a row with only the ``__error__`` column set, so
     rows out == rows in."""
     path = Path(path)
     if path.is_dir() and not any((path / f"patients{suffix}").exists() for suffix in (".csv", ".parquet")) \
@@ -45,7 +47,7 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000,
     suffix = path.suffix.lower()
     if suffix == ".csv":
         with reading(path):
-            yield from pd.read_csv(path, chunksize=chunk_size, **CSV_OPTIONS)
+            yield from read_csv(path, chunk_size)
     elif suffix == ".parquet":
         with reading(path):
             schema = pq.read_schema(path)
@@ -78,7 +80,7 @@ def _bulk_export(path: Path, chunk_size: int, on_warnings: Callable[[tuple[FhirW
     chunk: list[dict[str, Any]] = []
     for result in export.results():
         if isinstance(result, PatientDataError):
-            chunk.append({"id": result.patient_id, "__error__": str(result)})
+            chunk.append({"id": result.patient_id, ERROR_MARKER: str(result)})
         else:
             chunk.append(result.profile.model_dump())
             if on_warnings is not None:
@@ -95,7 +97,7 @@ def _profile_or_error(line: bytes, number: int) -> Any:
     try:
         return decode_json(line)
     except JsonProblem as exc:
-        return {"__error__": f"line {number}: {exc}"}
+        return {ERROR_MARKER: f"line {number}: {exc}"}
 
 
 def _read_ahead(chunks: Iterator[T]) -> Iterator[T]:

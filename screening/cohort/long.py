@@ -67,8 +67,17 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return to_frame(table, [name for name in table.schema.names if name not in NUMBER_COLUMNS])
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    """A long table from CSV. A line with more fields than the header stops the run (no row of it
+    can be named), the first data line too: pandas would take its extra fields for an index."""
+    frame = pd.read_csv(path, **CSV_OPTIONS)
+    if not isinstance(frame.index, pd.RangeIndex):
+        raise pd.errors.ParserError("the first data line has more fields than the header")
+    return frame
+
+
 def _read(folder: Path, name: str) -> pd.DataFrame | None:
-    for suffix, reader in ((".parquet", _read_parquet), (".csv", lambda p: pd.read_csv(p, **CSV_OPTIONS))):
+    for suffix, reader in ((".parquet", _read_parquet), (".csv", _read_csv)):
         path = folder / f"{name}{suffix}"
         if path.exists():
             with reading(path):

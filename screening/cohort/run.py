@@ -34,7 +34,7 @@ from ..patient.model import PatientProfile
 from ..rules.loader import RuleSet
 from .cells import read_chunk
 from .columnar import fact_columns
-from .flat import row_to_profile
+from .flat import ERROR_MARKER, row_to_profile
 
 COLUMNS = ["patient_id", "trial_id", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
 Chunk = pd.DataFrame | list[dict[str, Any]]
@@ -145,8 +145,8 @@ class _ProfileBatch:
         self.profiles: dict[int, PatientProfile] = {}
         self.invalid: dict[int, str] = {}
         for index, data in enumerate(chunk):
-            if isinstance(data, dict) and "__error__" in data:
-                self.invalid[index] = data["__error__"]
+            if isinstance(data, dict) and ERROR_MARKER in data:
+                self.invalid[index] = data[ERROR_MARKER]
                 continue
             try:
                 self.profiles[index] = parse_patient(data)
