@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from screening.cli import app
+from screening.errors import ScreeningError
 from screening.cohort import read_cohort, screen_cohort
 from screening.cohort import report as report_module
 from screening.cohort.flat import CSV_OPTIONS
@@ -230,3 +231,28 @@ def test_empty_cells_of_parquet_results_read_as_empty(rules, tmp_path):
 
 def _whole(reports):
     return [(r.verdicts, r.funnel, r.duplicates, r.near_miss_ineligible.values.tolist(), r.near_miss_undetermined.values.tolist()) for r in reports]
+
+
+def test_results_record_the_rules_hash_of_each_trial(rules):
+    results = _results(rules)
+    assert list(results.columns[:3]) == ["patient_id", "trial_id", "rules_hash"]
+    assert {str(t): {str(h)} for t, h in zip(results["trial_id"], results["rules_hash"])} == {t: {rules.trials[t].rules_hash} for t in rules.trials}
+
+
+def test_results_screened_with_other_rules_of_the_same_criterion_ids_are_refused(rules, tmp_path):
+    """A rules change that keeps every criterion id (here the upper age limit) used to go unseen."""
+    import shutil
+
+    from screening import load_rules
+
+    changed = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, changed)
+    trial = changed / "NCT04357600.yaml"
+    text = trial.read_text()
+    assert "{type: range, fact: age, min: 18, max: 65}" in text
+    trial.write_text(text.replace("{type: range, fact: age, min: 18, max: 65}", "{type: range, fact: age, min: 18, max: 70}"))
+    other = load_rules(changed)
+    with pytest.raises(ScreeningError, match=rf"NCT04357600: the results were screened with rules {rules.trials['NCT04357600'].rules_hash}, "
+                                             rf"not the loaded {other.trials['NCT04357600'].rules_hash}"):
+        build(_results(rules), other)
+    build(_results(rules).drop(columns="rules_hash"), other)  # results without the column (older runs) are still read

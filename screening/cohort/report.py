@@ -39,7 +39,8 @@ from .run import COLUMNS  # noqa: E402
 SHOWN = 100  # near-miss patients shown per list; all of them are in the CSV file beside the report
 VERDICT_ORDER = ["eligible", "undetermined", "ineligible", "error"]
 VERDICT_COLOURS = {"eligible": "#2e7d32", "undetermined": "#f9a825", "ineligible": "#c62828", "error": "#757575"}
-READ = [c for c in COLUMNS if c != "error"]  # the reasons ("error") are not reported
+READ = [c for c in COLUMNS if c not in ("error", "rules_hash")]  # required: the reasons ("error") are not reported,
+# and results written before the rules hash was recorded have no "rules_hash" (read when present)
 OUTCOME_CODES = {outcome.value: code for code, outcome in enumerate(Outcome)}
 
 
@@ -82,7 +83,7 @@ def _texts(results: pd.DataFrame) -> pd.DataFrame:
     if absent:
         raise ScreeningError(f"not cohort results: no column {', '.join(absent)}")
     columns = {"patient_id": results["patient_id"].astype(str).fillna("").array}
-    for name in READ[1:]:
+    for name in READ[1:] + (["rules_hash"] if "rules_hash" in results.columns else []):
         column = results[name].astype("category")
         column = column.cat.rename_categories([str(c) for c in column.cat.categories])
         if column.isna().any():
@@ -105,12 +106,25 @@ def _check(results: pd.DataFrame, rules: RuleSet) -> None:
     unknown = sorted(set(results["trial_id"].unique()) - set(rules.trials))
     if unknown:
         raise UnknownTrialError(unknown)
+    if "rules_hash" in results.columns:
+        _check_rules_hashes(results, rules)
     odd = results["verdict"][~results["verdict"].isin(VERDICT_ORDER)]
     if len(odd):
         value = odd.iloc[0]
         count, first = _first(results["verdict"] == value)
         raise ScreeningError(f"verdict {value!r} (on {count} row{'s' if count > 1 else ''}, the first: row {first}) is not one of "
                              f"{', '.join(VERDICT_ORDER)}")
+
+
+def _check_rules_hashes(results: pd.DataFrame, rules: RuleSet) -> None:
+    """Refuse results a trial's rows say were screened with other rules than those loaded (a
+    change that keeps the criterion ids, such as a threshold, is seen only here)."""
+    pairs = results[["trial_id", "rules_hash"]].drop_duplicates()
+    for trial_id, rules_hash in zip(pairs["trial_id"], pairs["rules_hash"]):
+        loaded = rules.trials[trial_id].rules_hash
+        if rules_hash and rules_hash != loaded:
+            raise ScreeningError(f"{trial_id}: the results were screened with rules {rules_hash}, not the loaded {loaded}: "
+                                 "report with the rules that screened them, or screen again")
 
 
 def _outcomes(text: str, trial: Trial) -> list[int]:

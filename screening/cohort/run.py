@@ -36,7 +36,7 @@ from .cells import read_chunk
 from .columnar import fact_columns
 from .flat import ERROR_MARKER, row_to_profile
 
-COLUMNS = ["patient_id", "trial_id", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
+COLUMNS = ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
 Chunk = pd.DataFrame | list[dict[str, Any]]
 
 
@@ -241,6 +241,7 @@ def _trial_frame(trial: VectorTrial, batch: _TableBatch | _ProfileBatch) -> pd.D
     return pd.DataFrame({
         "patient_id": batch.patient_ids,
         "trial_id": _grouped_texts(np.zeros(batch.rows, dtype=np.int64), [trial.loaded.trial.id]),
+        "rules_hash": _grouped_texts(np.zeros(batch.rows, dtype=np.int64), [trial.loaded.rules_hash]),  # what made the row
         "verdict": _categorical(rows["verdict"], {row: "error" for row in errors}),
         "deciding": _categorical(rows["deciding"], blank),
         "unknown": _categorical(rows["unknown"], blank),
