@@ -3,9 +3,9 @@
 UCUM (unitsofmeasure.org) codes are translated to pint (a maintained units library that knows
 SI prefixes and dimensions) with a few rules: an ``{annotation}`` means nothing (after a symbol it
 goes, standing alone it is 1), ``10*9`` is 1e9, ``[IU]`` is an arbitrary international unit (the
-enzyme unit for ALT/AST, see :mod:`screening.clinical.analytes`), ``meq`` is mmol divided by the analyte's valence, ``.`` is a
-product, digits after a unit are its power (``mm3``) and a leading ``/`` is a reciprocal. Mass <-> substance
-uses the analyte's molar mass (see :mod:`screening.clinical.analytes`). Anything else that does not
+enzyme unit for ALT/AST, see :mod:`screening.clinical.analytes`), ``meq`` is mmol divided by the
+analyte's valence, ``.`` is a product, digits after a unit are its power (``mm3``) and a leading
+``/`` is a reciprocal. Mass <-> substance uses the analyte's molar mass (see :mod:`screening.clinical.analytes`). Anything else that does not
 convert is a :class:`UnitError`, never a guess. Factors are computed once per (analyte, unit);
 those of the units results commonly come in are precomputed (:mod:`screening.clinical.unit_factors`).
 """

@@ -257,9 +257,9 @@ class ChunkFacts:
         # PatientFacts counts the dialysis of the week before the creatinine test; flat-table
         # procedures are undated, so the week's end does not change the answer asked here
         categories = [self.category("dialysis")] + ([self.category("sex")] if name == "meld_3" else [])
-        age = self._age()  # MELD 3.0's female term: female, or aged 12-17
+        age = self._age() if name == "meld_3" else None  # MELD 3.0's female term: female, or aged 12-17
         keys = [array for lab in labs for array in (lab.low, lab.high, lab.low_open, lab.high_open)] + [codes for codes, _ in categories]
-        keys += [age.low] if name == "meld_3" else []
+        keys += [age.low] if age is not None else []
         groups, first = group_rows(keys)
         low, high, missing = (np.empty(len(first)) for _ in range(3))
         items: list[tuple[str, ...]] = []
@@ -274,7 +274,7 @@ class ChunkFacts:
                 dialysis = categories[0][1][categories[0][0][row]]
                 lost.extend(dialysis.missing)
                 flags = [tuple(sorted(dialysis.possible))]
-            if name == "meld_3":
+            if age is not None:
                 sex = categories[1][1][categories[1][0][row]]
                 lost.extend(sex.missing)
                 age_known = age.missing[row] < 0

@@ -5,7 +5,8 @@ row does not stop the run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,17 +57,8 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000,
             batches = pq.ParquetFile(path, read_dictionary=text).iter_batches(batch_size=chunk_size)
             yield from _read_ahead(to_frame(batch) for batch in batches)
     elif suffix in (".ndjson", ".jsonl"):
-        chunk: list[dict[str, Any]] = []
         with path.open("rb") as handle:  # decoded line by line: an undecodable line is that row's error
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                chunk.append(_profile_or_error(line, number))
-                if len(chunk) >= chunk_size:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
+            yield from _in_chunks((_profile_or_error(line, number) for number, line in enumerate(handle, start=1) if line.strip()), chunk_size)
     else:
         raise PatientDataError(f"unknown cohort format {suffix!r}: use .csv, .parquet, .ndjson/.jsonl or a folder of long tables", source=str(path))
 
@@ -77,18 +69,21 @@ def _bulk_export(path: Path, chunk_size: int, on_warnings: Callable[[tuple[FhirW
     export = read_bulk_export(path)
     if on_warnings is not None:
         on_warnings(export.warnings)
-    chunk: list[dict[str, Any]] = []
-    for result in export.results():
+
+    def profile(result: Any) -> dict[str, Any]:
         if isinstance(result, PatientDataError):
-            chunk.append({"id": result.patient_id, ERROR_MARKER: str(result)})
-        else:
-            chunk.append(result.profile.model_dump())
-            if on_warnings is not None:
-                on_warnings(result.warnings)
-        if len(chunk) >= chunk_size:
-            yield chunk
-            chunk = []
-    if chunk:
+            return {"id": result.patient_id, ERROR_MARKER: str(result)}
+        if on_warnings is not None:
+            on_warnings(result.warnings)
+        return result.profile.model_dump()
+
+    yield from _in_chunks(map(profile, export.results()), chunk_size)
+
+
+def _in_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last may be shorter), read as they are needed."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
         yield chunk
 
 
