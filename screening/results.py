@@ -8,12 +8,14 @@ byte-identical JSON.
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .logic import CriterionKind, Outcome, Verdict
+
+
+R = TypeVar("R", bound="_Result")
 
 
 class _Result(BaseModel):
@@ -24,20 +26,11 @@ class _Result(BaseModel):
         """An instance from values the evaluators computed, already of the declared types (an int
         for a float field must be passed as a float): built without validation, for speed.
         Anything read from outside goes through the validating constructor."""
-        return cls._unvalidated({**_all_fields(cls), **values}, set(values))
+        return _unvalidated(cls, {**(_DEFAULTS.get(cls) or _all_fields(cls)), **values}, set(values))
 
     def replaced(self, **changes: Any) -> Self:
         """``model_copy(update=changes)``, for speed: ``changes`` must be of the declared types."""
-        return self._unvalidated({**self.__dict__, **changes}, self.__pydantic_fields_set__ | changes.keys())
-
-    @classmethod
-    def _unvalidated(cls, fields: dict[str, Any], fields_set: set[str]) -> Self:
-        model = _new(cls)
-        _set_dict(model, fields)
-        _set_fields_set(model, fields_set)
-        _set_extra(model, None)
-        _set_private(model, None)
-        return model
+        return _unvalidated(type(self), {**self.__dict__, **changes}, self.__pydantic_fields_set__ | changes.keys())
 
 
 _new = object.__new__  # BaseModel defines no __new__: the plain object one
@@ -46,10 +39,22 @@ _set_dict, _set_fields_set, _set_extra, _set_private = (
     vars(BaseModel)[slot].__set__ for slot in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
 
 
-@cache
+def _unvalidated(cls: type[R], fields: dict[str, Any], fields_set: set[str]) -> R:
+    model = _new(cls)
+    _set_dict(model, fields)
+    _set_fields_set(model, fields_set)
+    _set_extra(model, None)
+    _set_private(model, None)
+    return model
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}  # by result class: every field in declaration order, at its default
+
+
 def _all_fields(cls: type[_Result]) -> dict[str, Any]:
     """Every field in declaration order (the order JSON is written in), at its default."""
-    return {name: None if info.is_required() else info.get_default() for name, info in cls.model_fields.items()}
+    defaults = _DEFAULTS[cls] = {name: None if info.is_required() else info.get_default() for name, info in cls.model_fields.items()}
+    return defaults
 
 
 Scalar = float | int | str | bool

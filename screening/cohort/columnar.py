@@ -26,7 +26,18 @@ from ..evaluators.flat import leaf_keys
 from ..evaluators.vectorized import FactColumns, VectorTrial, group_rows
 from ..facts.catalog import CHILD_PUGH_COMPONENTS, FACTS, SCORES, fact_spec
 from ..facts.intervals import Interval
-from ..facts.resolve import MELD_DIALYSIS_UNKNOWN, MELD_INPUTS, CategoryFact, Finding, PatientFacts, female_term, meld_corners, meld_input, points_range
+from ..facts.resolve import (
+    MELD_DIALYSIS_UNKNOWN,
+    MELD_INPUTS,
+    CategoryFact,
+    Finding,
+    PatientFacts,
+    age_decides_female_term,
+    female_term,
+    meld_corners,
+    meld_input,
+    points_range,
+)
 from ..patient.model import (
     AssessmentName,
     ImagingStudy,
@@ -278,7 +289,7 @@ class ChunkFacts:
                 sex = categories[1][1][categories[1][0][row]]
                 lost.extend(sex.missing)
                 age_known = age.missing[row] < 0
-                if sex.possible != {"female"}:
+                if age_decides_female_term(sex.possible):
                     lost.extend(() if age_known else age.items[0])
                 flags.append(female_term(sex.possible, Interval.point(float(age.low[row])) if age_known else None))
             low[group], high[group] = meld_corners(name, ranges, flags)

@@ -89,6 +89,7 @@ class _Lab(NamedTuple):
     interval: Interval  # canonical unit
     value: float  # canonical (for prothrombin time: the prolongation over control)
     observation: int  # its index in ``profile.observations``
+    analyte: str
 
 
 class _Qualitative(NamedTuple):
@@ -98,6 +99,7 @@ class _Qualitative(NamedTuple):
     date: dt.date
     result: QualitativeResult
     observation: int  # its index in ``profile.observations``
+    analyte: str
 
 
 def _fmt(value: float) -> str:
@@ -155,6 +157,12 @@ def meld_corners(name: str, ranges: list[tuple[float, ...]], flags: list[tuple[b
 MELD_3_YOUTH = (12, 17)  # OPTN Policy 9.1.D: MELD 3.0's female points go to candidates aged 12-17 whatever their sex
 
 
+def age_decides_female_term(sexes: frozenset) -> bool:
+    """Whether MELD 3.0's female term needs the age (its evidence, or its absence as missing data):
+    for every patient who may not be female (:data:`MELD_3_YOUTH`)."""
+    return sexes != {"female"}
+
+
 def female_term(sexes: frozenset, age: Interval | None) -> tuple[bool, ...]:
     """The possible values of MELD 3.0's female term: female sex, or an age (completed years) of
     12 to 17 (:data:`MELD_3_YOUTH`); ``age`` is ``None`` when unknown."""
@@ -190,7 +198,7 @@ def read_result(obs: Observation, i: int, patient_id: str) -> _Lab | _Qualitativ
     if analyte is None:
         return None
     if analyte.unit is None:
-        return _Qualitative(obs.date, obs.result, i) if obs.result is not None else None
+        return _Qualitative(obs.date, obs.result, i, analyte.name) if obs.result is not None else None
     if obs.value is None:
         return None
     try:
@@ -209,7 +217,7 @@ def read_result(obs: Observation, i: int, patient_id: str) -> _Lab | _Qualitativ
         control = to_canonical(analyte.name, obs.control, obs.unit or "s")
         interval = Interval(interval.low - control, interval.high - control, interval.low_open, interval.high_open)
         value = round_significant(value - control)
-    return _Lab(obs.date, interval, value, i)
+    return _Lab(obs.date, interval, value, i, analyte.name)
 
 
 def check_results(profile: PatientProfile) -> None:
@@ -247,9 +255,9 @@ class PatientFacts:
                 continue
             read = read_result(obs, i, self.profile.id)
             if isinstance(read, _Lab):
-                labs[ANALYTE_BY_LOINC[obs.loinc].name].append(read)
+                labs[read.analyte].append(read)
             elif isinstance(read, _Qualitative):
-                qualitative[ANALYTE_BY_LOINC[obs.loinc].name].append(read)
+                qualitative[read.analyte].append(read)
         self._labs = dict(labs)
         self._qualitative = dict(qualitative)
 
@@ -257,7 +265,7 @@ class PatientFacts:
         """The evidence of a numeric result: its canonical value (or range) and the value as
         recorded. Asked through :meth:`_memo`: several questions may use one result."""
         obs = self.profile.observations[lab.observation]
-        analyte = ANALYTE_BY_LOINC[obs.loinc]
+        analyte = ANALYTES[lab.analyte]
         interval = lab.interval
         unit_text = "" if obs.unit in (None, "1") else f" {obs.unit}"
         as_recorded = f"{obs.comparator.value if obs.comparator else ''}{_fmt(obs.value)}{unit_text}"
@@ -277,7 +285,7 @@ class PatientFacts:
     def _qualitative_evidence(self, result: _Qualitative) -> Evidence:
         """The evidence of a qualitative result. Asked through :meth:`_memo`, as for numeric ones."""
         obs = self.profile.observations[result.observation]
-        analyte = ANALYTE_BY_LOINC[obs.loinc]
+        analyte = ANALYTES[result.analyte]
         return Evidence.trusted(fact=f"lab.{analyte.name}", label=analyte.display, value=result.result.value, date=obs.date, source=f"LOINC {obs.loinc}")
 
     def with_defaults(self, defaults: Defaults) -> PatientFacts:
@@ -425,7 +433,7 @@ class PatientFacts:
             parts.extend(sex.evidence)
             missing.extend(sex.missing)
             age = self.number("age")
-            if sex.possible != {"female"}:  # the age decides the term only for a patient who may not be female
+            if age_decides_female_term(sex.possible):
                 parts.extend(age.evidence)
                 missing.extend(age.missing)
             flags.append(female_term(sex.possible, age.interval if age.evidence else None))
