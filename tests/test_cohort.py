@@ -425,11 +425,14 @@ def test_an_unreadable_cohort_file_exits_2_naming_it(tmp_path, name, content, me
     assert message in " ".join(result.output.split())
 
 
-def test_results_into_a_missing_folder_exit_2_naming_it(tmp_path):
-    result = CliRunner().invoke(app, ["screen-cohort", str(COHORTS / "flat-sample.csv"), "--out", str(tmp_path / "no" / "r.csv"),
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_results_into_a_missing_folder_exit_2_naming_it(tmp_path, suffix):
+    out = tmp_path / "no" / f"r.{suffix}"
+    result = CliRunner().invoke(app, ["screen-cohort", str(COHORTS / "flat-sample.csv"), "--out", str(out),
                                       "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
     assert result.exit_code == 2, result.output
-    assert f"{tmp_path / 'no'}" in " ".join(result.output.split())
+    assert f"{out}: the folder {tmp_path / 'no'} does not exist" in " ".join(result.output.split())
+    assert not (tmp_path / "no").exists()
 
 
 def test_sample_cohorts_are_current(tmp_path):

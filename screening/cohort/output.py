@@ -44,6 +44,8 @@ class ResultWriter:
         self.format = self.path.suffix.lower().lstrip(".")
         if self.format not in ("csv", "parquet"):
             raise ScreeningError(f"{self.path}: results are written as .csv or .parquet")
+        if not self.path.parent.is_dir():  # before any screening, in the same words for both formats
+            raise ScreeningError(f"{self.path}: the folder {self.path.parent} does not exist")
         self._parquet: pq.ParquetWriter | None = None
         self._started = False
         self._encoder: ThreadPoolExecutor | None = None  # created by the first Parquet write: CSV is written in the caller's thread
