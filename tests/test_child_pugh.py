@@ -111,8 +111,8 @@ def test_worked_examples(inputs, total, label):
     assert child_pugh_class(total) == label
 
 
-# Any real number is accepted, not only float and int: numpy scalars (read from columns), Decimal
-# and fractions score as the equal float; integral numpy grades as the equal int.
+# Any real number is accepted, not only float and int: numpy scalars (read from columns) and
+# fractions score as the equal float; integral numpy grades as the equal int.
 OTHER_NUMBER_TYPES = [
     (bilirubin_points, np.float64(3.0), 2),
     (bilirubin_points, np.float32(3.5), 3),
