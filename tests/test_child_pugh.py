@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -109,6 +111,25 @@ def test_worked_examples(inputs, total, label):
     assert child_pugh_class(total) == label
 
 
+# Any real number is accepted, not only float and int: numpy scalars (read from columns) and
+# fractions score as the equal float; integral numpy grades as the equal int.
+OTHER_NUMBER_TYPES = [
+    (bilirubin_points, np.float64(3.0), 2),
+    (bilirubin_points, np.float32(3.5), 3),
+    (albumin_points, Fraction(7, 2), 2),
+    (inr_points, np.float64(2.31), 3),
+    (prothrombin_prolongation_points, np.int64(7), 3),
+    (ascites_points, np.int64(2), 3),
+    (encephalopathy_points, np.int8(1), 2),
+    (child_pugh_class, np.int64(7), "B"),
+]
+
+
+@pytest.mark.parametrize(("function", "value", "expected"), OTHER_NUMBER_TYPES, ids=_name)
+def test_other_number_types(function, value, expected):
+    assert function(value) == expected
+
+
 NUMERIC_POINTS = [bilirubin_points, albumin_points, inr_points, prothrombin_prolongation_points]
 
 INVALID_CASES = [
@@ -130,6 +151,8 @@ INVALID_CASES = [
     (encephalopathy_points, 5, ValueError),
     (encephalopathy_points, 2.0, TypeError),
     (encephalopathy_points, False, TypeError),
+    (ascites_points, np.float64(1.0), TypeError),  # a grade is an integer, whatever its type
+    (bilirubin_points, np.bool_(True), TypeError),
     (child_pugh_class, 0, ValueError),
     (child_pugh_class, 4, ValueError),
     (child_pugh_class, 16, ValueError),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from screening.logic import CriterionKind, Outcome, Verdict, all_of, any_of, applicable, at_least, not_, verdict
+from screening.logic import CriterionKind, Outcome, Verdict, all_of, any_of, applicable, at_least, fails, not_, verdict
 
 T, F, U = True, False, None
 
@@ -52,6 +52,12 @@ def test_empty_connectives_are_identities():
         (1, [F, F, F], F),
         (1, [U, F, F], U),
         (3, [T, T, T], T),
+        (1, [T, T, U], T),  # more true than needed
+        (2, [T, U, U], U),  # more unknowns than needed: still undecided, not false
+        (3, [T, U, F], F),  # even with the unknown true, one short
+        (1, [U, U], U),
+        (0, [], T),
+        (0, [F, U], T),
     ],
 )
 def test_at_least(n, values, expected):
@@ -78,6 +84,17 @@ O = Outcome
 )
 def test_applicability(applies, value, kind, expected):
     assert applicable(applies, value, kind) is expected
+
+
+FAILS = [  # kind, outcome, makes the patient ineligible
+    (K.INCLUSION, O.MET, F), (K.INCLUSION, O.NOT_MET, T), (K.INCLUSION, O.UNKNOWN, F), (K.INCLUSION, O.NOT_APPLICABLE, F),
+    (K.EXCLUSION, O.MET, T), (K.EXCLUSION, O.NOT_MET, F), (K.EXCLUSION, O.UNKNOWN, F), (K.EXCLUSION, O.NOT_APPLICABLE, F),
+]
+
+
+@pytest.mark.parametrize(("kind", "outcome", "expected"), FAILS)
+def test_fails(kind, outcome, expected):
+    assert fails(kind, outcome) is expected
 
 
 @pytest.mark.parametrize(

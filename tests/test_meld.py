@@ -128,6 +128,12 @@ MELD_3_CASES = [
     #   9.09 ln 10 = 20.930498, 11.14 ln 3 = 12.238541, 1.85 x 2 = 3.7,
     #   -1.83 x 2 x ln 3 = -4.020921; + 6 + 1.33 = 56.215436 -> 56, capped at 40
     ("cap 40", 40.0, 3.0, 10.0, 125.0, 1.5, True, False, 40),
+    # Albumin alone (bilirubin, creatinine, INR at 1.0, so ln = 0; Na 137): 6 + 1.85 (3.5 - alb).
+    #   2.0 -> 6 + 2.775 = 8.775 -> 9; 1.5 -> 6 + 3.7 = 9.7 -> 10; 1.0 is set to 1.5 -> 10
+    #   (unbounded it would be 6 + 4.625 = 10.625 -> 11)
+    ("albumin 2.0", 1.0, 1.0, 1.0, 137.0, 2.0, False, False, 9),
+    ("albumin floor 1.5", 1.0, 1.0, 1.0, 137.0, 1.5, False, False, 10),
+    ("albumin 1.0 -> 1.5", 1.0, 1.0, 1.0, 137.0, 1.0, False, False, 10),
     # Rounding half up, exactly on .5 (bilirubin, creatinine, INR at 1.0, so no logarithms):
     # 6 + 0.82 x 11 + 1.85 x 0.8 = 6 + 9.02 + 1.48 = 16.5 -> 17 (Python's round() gives 16)
     ("half up 16.5", 1.0, 1.0, 1.0, 126.0, 2.7, False, False, 17),

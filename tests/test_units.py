@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from screening.clinical.units import conversion_factor, to_canonical
+from screening.clinical.units import conversion_factor, round_significant, to_canonical
 from screening.errors import UnitError
 
 
@@ -34,6 +34,8 @@ from screening.errors import UnitError
         ("platelets", 150000, "{cells}/uL", 150),
         ("platelets", 150, "10*3/mm3", 150),  # UCUM exponent: mm3 is a cubic millimetre (= uL)
         ("platelets", 150000, "/mm3", 150),
+        ("platelets", 150, "10^3/uL", 150),  # 10^3: the power of ten as HL7 v2 messages often print it
+        ("platelets", 150, "10*3.{cells}/uL", 150),  # an annotation after a product dot stands for 1
         ("albumin", 35, "g/dm3", 3.5),
         ("albumin", 3.5, "g/dL{in serum_1.x}", 3.5),  # annotation text is free (mL/min/{1.73_m2} was refused)
         ("hbv_dna", 2000, "[IU]/mL", 2000),
@@ -56,6 +58,29 @@ def test_si_cut_offs_land_exactly_on_the_conventional_cut_offs():
     assert to_canonical("bilirubin", 51.3, "umol/L") == 3.0
     assert to_canonical("albumin", 28, "g/L") == 2.8
     assert to_canonical("albumin", 35, "g/L") == 3.5
+
+
+@pytest.mark.parametrize(
+    ("value", "digits", "rounded"),
+    [
+        (34.2 / 17.1 + 4e-16, 12, 2.0),  # float noise from a conversion is removed
+        (1234.5678, 6, 1234.57),
+        (0.000123456789, 3, 0.000123),
+        (1 / 3, 20, 1 / 3),  # more digits than a float holds: unchanged
+    ],
+)
+def test_round_significant(value, digits, rounded):
+    assert round_significant(value, digits) == rounded
+
+
+def test_analytes_are_immutable():
+    """Factors are cached per analyte name, so an analyte's molar mass or unit must not change."""
+    import dataclasses
+
+    from screening.clinical.analytes import ANALYTES
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ANALYTES["bilirubin"].molar_mass = 500.0  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
