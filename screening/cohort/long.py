@@ -3,20 +3,26 @@ extract), assembled into one profile per patient:
 
 ======================  =========================================================================
 ``patients``            ``id``, ``birth_date``, ``sex``, ``consent``, ``pregnant``, ``lactating``,
-                        ``childbearing_potential``
+                        ``childbearing_potential`` (each as the profile model reads it: ``true``,
+                        ``no``, ``Y``...; another value is an error)
 ``conditions``          ``patient_id``, ``icd10``, ``snomed``, ``display``, ``onset``,
                         ``resolved``, ``status``
-``observations``        ``patient_id``, ``loinc``, ``value``, ``unit``, ``comparator``,
-                        ``control``, ``result``, ``date``
-``medications``         ``patient_id``, ``name``, ``atc``, ``rxnorm``, ``start``, ``end``, ``status``
-``procedures``          ``patient_id``, ``kind``, ``system``, ``code``, ``date``
+``observations``        ``patient_id``, ``loinc``, ``display``, ``value``, ``unit``,
+                        ``comparator``, ``control``, ``result``, ``date``
+``medications``         ``patient_id``, ``name``, ``ingredients`` (``;``-separated), ``atc``,
+                        ``rxnorm``, ``start``, ``end``, ``status``
+``procedures``          ``patient_id``, ``kind``, ``code``, ``system``, ``display``, ``date``
 ``assessments``         ``patient_id``, ``name``, ``grade``, ``date``
 ``imaging``             ``patient_id``, ``modality``, ``date``, ``findings`` (``;``-separated;
-                        NA: not coded), ``report``
+                        ``none``: none seen; empty: not coded), ``report``
 ======================  =========================================================================
 
-A table that is absent means that history was not extracted (``conditions`` etc. unknown for every
+Every column but the first is optional; a column not listed (or no ``id``/``patient_id``) stops
+the run, naming the file. A table that is absent means that history was not extracted (``conditions`` etc. unknown for every
 patient); a table that is present is the patient's whole history of that kind (none if no rows).
+Ids are read as the profile model reads them (stripped of spaces); a row with an empty
+``patient_id``, or one naming no patient in ``patients``, is nobody's. Every other cell is read by
+the profile model as the same value in a JSON profile would be.
 The same as-of date and look-back windows apply as for single profiles.
 """
 
@@ -32,10 +38,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
+from ..patient.model import Assessment, Condition, ImagingStudy, Medication, Observation, PatientProfile, Procedure
+from ..rules.loader import suggest
 from .flat import CSV_OPTIONS, _present
 
-TABLES = ("conditions", "observations", "medications", "procedures", "assessments", "imaging")
+RECORDS = {"conditions": Condition, "observations": Observation, "medications": Medication, "procedures": Procedure,
+           "assessments": Assessment, "imaging": ImagingStudy}
+TABLES = tuple(RECORDS)
 CLOSED_WORLD = ("conditions", "medications", "procedures")  # absent table: not reviewed (None)
+LISTS = ("findings", "ingredients")  # ``;``-separated cells
+# per table: the column naming the patient, then one column per field of the profile model
+COLUMNS = {"patients": ("id", *(f for f in PatientProfile.model_fields if f != "id" and f not in RECORDS)),
+           **{name: ("patient_id", *model.model_fields) for name, model in RECORDS.items()}}
 
 
 @contextmanager
@@ -81,23 +95,41 @@ def _read(folder: Path, name: str) -> pd.DataFrame | None:
         path = folder / f"{name}{suffix}"
         if path.exists():
             with reading(path):
-                return reader(path)
+                return _checked(reader(path), name, path)
     return None
 
 
+def _checked(frame: pd.DataFrame, name: str, path: Path) -> pd.DataFrame:
+    """``frame``, if it has the column naming the patient and no column the profile has no field
+    for: without the first, no row could be given to its patient (a history table would be every
+    patient's empty history); the second would be an error row for every patient with a row in
+    the table, or, left out, a misspelt column (``onset_date``) would vanish unseen."""
+    key, *fields = COLUMNS[name]
+    if key not in frame.columns:
+        raise PatientDataError(f"no {key} column: its rows cannot be given to their patients", source=str(path))
+    for column in frame.columns:
+        if column not in COLUMNS[name]:
+            hint = suggest(str(column), COLUMNS[name])
+            raise PatientDataError(f"unknown column {str(column)!r}{f' (did you mean {hint!r}?)' if hint else ''}; "
+                                   f"the columns of {name} are {', '.join(COLUMNS[name])}", source=str(path))
+    return frame
+
+
+def _id(value: Any) -> str | None:
+    """A patient id as the profile model reads it (stripped); None for an empty cell, which names no patient."""
+    return str(value).strip() if _present(value) else None
+
+
 def _clean(record: dict[str, Any]) -> dict[str, Any]:
+    """The cells of a row that hold a value, as they are: the profile model reads them (a number or
+    a yes/no from text, as in a JSON profile), or names the field it cannot read."""
     return {k: v for k, v in record.items() if _present(v) and k != "patient_id"}
 
 
-def _numeric(record: dict[str, Any], *fields: str) -> dict[str, Any]:
-    for name in fields:
-        if name in record:
-            try:
-                number = float(record[name])
-            except (TypeError, ValueError):
-                continue  # left as text: the profile model reports the field
-            record[name] = int(number) if name == "grade" and number.is_integer() else number
-    return record
+def _items(value: Any) -> list[str]:
+    """A ``;``-separated cell; ``none``: coded, nothing (as in the flat table)."""
+    text = str(value).strip()
+    return [] if text.lower() == "none" else [item.strip() for item in text.split(";") if item.strip()]
 
 
 def read_long(folder: str | Path) -> list[dict[str, Any]]:
@@ -113,25 +145,23 @@ def read_long(folder: str | Path) -> list[dict[str, Any]]:
             continue
         by_patient: dict[str, list[dict[str, Any]]] = {}
         for record in table.to_dict("records"):
+            if (pid := _id(record.get("patient_id"))) is None:
+                continue  # no patient to give it to
             item = _clean(record)
-            if name == "observations":
-                item = _numeric(item, "value", "control")
-            elif name == "assessments":
-                item = _numeric(item, "grade")
-            elif name == "imaging" and "findings" in item:
-                item["findings"] = [f.strip() for f in str(item["findings"]).split(";") if f.strip()]
-            by_patient.setdefault(str(record.get("patient_id")), []).append(item)
+            for column in LISTS:
+                if column in item:
+                    item[column] = _items(item[column])
+            by_patient.setdefault(pid, []).append(item)
         grouped[name] = by_patient
     profiles = []
     for record in patients.to_dict("records"):
-        profile = _clean(record)
-        for flag in ("pregnant", "lactating", "childbearing_potential"):
-            if isinstance(profile.get(flag), str):
-                profile[flag] = profile[flag].strip().lower() in ("true", "1", "yes")
-        pid = str(profile.get("id"))
+        profile = {k: v.strip() if isinstance(v, str) else v for k, v in _clean(record).items()}  # " yes " reads as yes
+        pid = _id(record.get("id"))
+        if pid is not None:
+            profile["id"] = pid
         for name in TABLES:
             if name in grouped:
-                profile[name] = grouped[name].get(pid, [])
+                profile[name] = grouped[name].get(pid, []) if pid is not None else []
             elif name not in CLOSED_WORLD:
                 profile[name] = []
         profiles.append(profile)

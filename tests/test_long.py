@@ -1,0 +1,211 @@
+"""Long EHR-style tables (screening/cohort/long.py): a cohort written as long tables, in CSV or
+Parquet, in any row and column order, with rows of patients the extract does not list, gives per
+patient the result of screening that patient's profile on its own with the reference evaluator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from screening import parse_patient, screen
+from screening.cli import app
+from screening.cohort import read_cohort, screen_cohort
+
+from .conftest import AS_OF, RULES_DIR
+from .strategies import patients
+
+SETTINGS = settings(deadline=None, max_examples=int(os.environ.get("LONG_EXAMPLES", 60)), suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+HISTORIES = ("conditions", "medications", "procedures")  # closed world: an absent table is "not reviewed"
+OPEN = ("observations", "assessments", "imaging")
+COLUMNS = {  # every column a long table may have, as screening/cohort/long.py lists them
+    "patients": ["id", "birth_date", "sex", "consent", "pregnant", "lactating", "childbearing_potential"],
+    "conditions": ["patient_id", "icd10", "snomed", "display", "onset", "resolved", "status"],
+    "observations": ["patient_id", "loinc", "value", "unit", "comparator", "control", "result", "date"],
+    "medications": ["patient_id", "name", "atc", "rxnorm", "start", "end", "status"],
+    "procedures": ["patient_id", "kind", "system", "code", "date"],
+    "assessments": ["patient_id", "name", "grade", "date"],
+    "imaging": ["patient_id", "modality", "date", "findings", "report"],
+}
+DATES = {"birth_date", "onset", "resolved", "start", "end", "date"}
+
+
+def _cell(table: str, column: str, value: Any) -> Any:
+    if table == "imaging" and column == "findings" and value is not None:
+        return ";".join(value) if value else "none"  # "none": coded, nothing seen (an empty cell: not coded)
+    return value
+
+
+def _rows(table: str, profile: dict[str, Any], pad: str) -> list[dict[str, Any]]:
+    if table == "patients":
+        return [{c: (pad + profile["id"] + pad if c == "id" else profile.get(c)) for c in COLUMNS[table]}]
+    return [{"patient_id": pad + profile["id"], **{c: _cell(table, c, item.get(c)) for c in COLUMNS[table][1:]}}
+            for item in profile.get(table) or []]
+
+
+@st.composite
+def long_cohorts(draw: st.DrawFn) -> tuple[list[dict[str, Any]], dict[str, pd.DataFrame]]:
+    """(the profiles as screened on their own, the long tables holding them). A history table left
+    out is "not reviewed" for everyone, so a profile's history is ``None`` exactly then."""
+    profiles = draw(st.lists(patients(), min_size=1, max_size=5, unique_by=lambda p: p["id"]))
+    present = {name: draw(st.booleans()) for name in HISTORIES + OPEN}
+    for profile in profiles:
+        for name in HISTORIES:
+            profile[name] = profile.get(name, []) if present[name] else None
+        for medication in profile.get("medications") or []:
+            medication.pop("ingredients", None)  # no column for them: a combination is known by its name
+        for name in OPEN:
+            if not present[name]:
+                profile[name] = []
+    pad = draw(st.sampled_from(["", " "]))  # ids padded in the extract: the profile model strips them
+    orphans = draw(st.lists(patients(), max_size=2).filter(lambda more: not {p["id"] for p in more} & {p["id"] for p in profiles}))
+    tables = {}
+    for table in ("patients", *(name for name in HISTORIES + OPEN if present[name])):
+        rows = [row for profile in profiles for row in _rows(table, profile, pad)]
+        if table != "patients":
+            rows += [row for orphan in orphans for row in _rows(table, orphan, "")]  # patients the extract does not list
+        order = draw(st.permutations(range(len(rows)))) if table != "patients" else range(len(rows))
+        columns = draw(st.permutations(COLUMNS[table]))
+        frame = pd.DataFrame([rows[i] for i in order], columns=columns, dtype=object)
+        kept = [c for c in columns if c in (COLUMNS[table][0],) or frame[c].notna().any() or draw(st.booleans())]
+        tables[table] = frame[kept]  # an optional column without values may be left out
+    return [{k: v for k, v in p.items() if v is not None} for p in profiles], tables
+
+
+def _write(tables: dict[str, pd.DataFrame], folder: Path, shape: str) -> None:
+    folder.mkdir()
+    for name, frame in tables.items():
+        if shape == "csv":
+            frame.to_csv(folder / f"{name}.csv", index=False)
+            continue
+        frame = frame.copy()
+        for column in frame.columns:
+            if column in DATES and shape == "parquet-dates":
+                frame[column] = pd.to_datetime(frame[column]).dt.date
+            elif column in ("value", "control"):
+                frame[column] = frame[column].astype("Float64")
+            elif column == "grade":
+                frame[column] = frame[column].astype("Int64")
+            elif column in ("pregnant", "lactating", "childbearing_potential"):
+                frame[column] = frame[column].astype("boolean")
+            else:
+                frame[column] = frame[column].astype("string")
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+
+
+def _reference_rows(rules, profile: dict[str, Any], as_of: dt.date) -> dict[tuple[str, str], dict[str, str]]:
+    rows = {}
+    for trial in screen(parse_patient(profile), rules, as_of=as_of).results:
+        rows[(profile["id"], trial.trial_id)] = {
+            "verdict": trial.verdict.value, "deciding": ";".join(trial.deciding),
+            "unknown": ";".join(c.id for c in trial.criteria if c.outcome.value == "unknown"),
+            "missing": ";".join(trial.missing), "criteria": ";".join(f"{c.id}={c.outcome.value}" for c in trial.criteria), "error": ""}
+    return rows
+
+
+@SETTINGS
+@given(cohort=long_cohorts(), shape=st.sampled_from(["csv", "parquet", "parquet-dates"]), chunk_size=st.integers(1, 3))
+def test_long_tables_give_each_patient_the_result_of_its_own_profile(rules, tmp_path_factory, cohort, shape, chunk_size):
+    profiles, tables = cohort
+    folder = tmp_path_factory.mktemp("long") / "cohort"
+    _write(tables, folder, shape)
+    results = pd.concat(screen_cohort(read_cohort(folder, chunk_size), rules, AS_OF), ignore_index=True)
+    assert len(results) == len(profiles) * len(rules.trials)  # rows out == rows in, the other tables' patients not among them
+    expected = {}
+    for profile in profiles:
+        expected.update(_reference_rows(rules, profile, AS_OF))
+    columns = ["verdict", "deciding", "unknown", "missing", "criteria", "error"]
+    got = {(row["patient_id"], row["trial_id"]): {c: str(row[c]) for c in columns} for row in results.to_dict("records")}
+    assert list(results.patient_id.unique()) == [p["id"] for p in profiles]
+    assert got == expected
+
+
+def _long(folder: Path, **tables: str) -> Path:
+    folder.mkdir(exist_ok=True)
+    for name, text in tables.items():
+        (folder / f"{name}.csv").write_text(text)
+    return folder
+
+
+def _screened(rules, folder: Path, chunk_size: int = 2) -> pd.DataFrame:
+    return pd.concat(screen_cohort(read_cohort(folder, chunk_size), rules, AS_OF, ["NCT04357600"]), ignore_index=True)
+
+
+def _criterion(row: pd.Series, criterion: str) -> str:
+    return dict(pair.split("=") for pair in row.criteria.split(";"))[criterion]
+
+
+def test_an_id_padded_with_spaces_is_the_profile_models_id_in_every_table(rules, tmp_path):
+    """The profile model strips an id: " P1" is P1, whose rows name it "P1 " or "P1"."""
+    folder = _long(tmp_path / "long", patients="id\n P1\nP2 \n", conditions="patient_id,icd10\nP1 ,B20\n P2,B20\n")
+    results = _screened(rules, folder)
+    assert results.patient_id.tolist() == ["P1", "P2"]
+    assert results.deciding.tolist() == ["E3", "E3"]  # the HIV diagnosis is theirs, not left out as another patient's
+
+
+def test_a_row_without_a_patient_id_belongs_to_nobody(rules, tmp_path):
+    """Not to a patient whose id reads like an empty cell ("nan", "None"), nor to one without an id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = _long(tmp_path / "csv", patients="id\nnan\nNone\nP3\n", conditions="patient_id,icd10\n,B20\nP3,K74.6\n")
+    (tmp_path / "parquet").mkdir()
+    pq.write_table(pa.table({"id": ["nan", "None", "P3"]}), tmp_path / "parquet" / "patients.parquet")
+    pq.write_table(pa.table({"patient_id": [None, "P3"], "icd10": ["B20", "K74.6"]}), tmp_path / "parquet" / "conditions.parquet")
+    for source in (folder, tmp_path / "parquet"):
+        results = _screened(rules, source)
+        assert results.patient_id.tolist() == ["nan", "None", "P3"]
+        assert [_criterion(row, "E3") for _, row in results.iterrows()] == ["not_met"] * 3, source.name
+
+
+def test_a_flag_the_profile_model_cannot_read_is_an_error_not_false(rules, tmp_path):
+    """"unknown" or "2" is not "no"; "Y" is yes, as the profile model reads it."""
+    folder = _long(tmp_path / "long", patients="id,sex,childbearing_potential,lactating\nP1,female,true,unknown\nP2,female,true,2\nP3,female,true,Y\nP4,female,true, no \n")
+    results = _screened(rules, folder)
+    assert results.verdict.tolist()[:2] == ["error", "error"]
+    assert "field lactating" in results.error[0] and "field lactating" in results.error[1]
+    assert [_criterion(row, "E4") for _, row in results.iloc[2:].iterrows()] == ["met", "unknown"]  # E4: pregnant or lactating
+
+
+def test_a_number_is_read_as_the_profile_model_reads_it(rules, tmp_path):
+    """Python's float() reads "１２" (full-width digits) as 12; the profile model, as a JSON profile gives it, does not."""
+    folder = _long(tmp_path / "long", patients="id\nP1\nP2\n",
+                   observations="patient_id,loinc,value,unit,date\nP1,1975-2,１２,mg/dL,2026-11-01\nP2,1975-2,12,mg/dL,2026-11-01\n",
+                   assessments="patient_id,name,grade,date\nP1,ascites_grade,1.0,2026-11-01\nP2,ascites_grade,１,2026-11-01\n")
+    results = _screened(rules, folder)
+    assert results.verdict.tolist() == ["error", "error"]
+    assert "value: Input should be a valid number" in results.error[0] and "grade: Input should be a valid integer" in results.error[1]
+
+
+def test_imaging_findings_none_is_a_coded_study_showing_none(rules, tmp_path):
+    """As in the flat table: "none" is coded, nothing seen (a normal ultrasound); an empty cell is not coded."""
+    folder = _long(tmp_path / "long", patients="id\nP1\nP2\n",
+                   imaging="patient_id,modality,date,findings\nP1,ultrasound,2026-11-01,none\nP2,ultrasound,2026-11-01,\n")
+    results = _screened(rules, folder)
+    assert [_criterion(row, "I3") for _, row in results.iterrows()] == ["not_met", "unknown"]
+
+
+@pytest.mark.parametrize(("name", "header", "message"), [
+    ("conditions", "person_id,icd10", "conditions.csv: no patient_id column: its rows cannot be given to their patients"),
+    ("patients", "person_id,sex", "patients.csv: no id column"),
+    ("conditions", "patient_id,icd10,onset_date", "conditions.csv: unknown column 'onset_date' (did you mean 'onset'?)"),
+    ("observations", "patient_id,loinc,value,unit,date,encounter_id", "observations.csv: unknown column 'encounter_id'"),
+    ("patients", "id,sex,", "patients.csv: unknown column 'Unnamed: 2'"),  # a trailing comma in the header
+])
+def test_a_table_with_a_column_it_cannot_have_stops_the_run_naming_it(rules, tmp_path, name, header, message):
+    """A history table without its patient column would be every patient's empty, reviewed history;
+    a column the profile has no field for would be an error row for every patient with a row in it
+    (or, left out, a typo such as onset_date would vanish): both are the file's problem, said once."""
+    folder = _long(tmp_path / "long", patients="id,sex\nP1,male\n")
+    (folder / f"{name}.csv").write_text(header + "\n" + ",".join("x" for _ in header.split(",")) + "\n")
+    result = CliRunner().invoke(app, ["screen-cohort", str(folder), "--out", str(tmp_path / "r.csv"), "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split())
