@@ -174,4 +174,4 @@ def test_records_are_split_as_the_c_parser_splits_them(text, block):
         at = text.index(record.text, at)
         starts.append(at)
         at += len(record.text)
-    assert [r.line for r in records] == [1 + csvfile._line_ends(text[:start]) for start in starts]
+    assert [r.line for r in records] == [1 + csvfile.line_ends(text[:start]) for start in starts]

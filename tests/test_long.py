@@ -209,3 +209,55 @@ def test_a_table_with_a_column_it_cannot_have_stops_the_run_naming_it(rules, tmp
     result = CliRunner().invoke(app, ["screen-cohort", str(folder), "--out", str(tmp_path / "r.csv"), "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
+
+
+def test_an_id_on_several_rows_of_patients_is_an_error_on_each(rules, tmp_path):
+    """Their rows in the other tables cannot be told apart: screened, both would have both histories."""
+    folder = _long(tmp_path / "long", patients="id,birth_date\nP1,1970-01-01\nP2,1970-01-01\n P1,1990-01-01\n",
+                   conditions="patient_id,icd10\nP1,B20\n")
+    results = _screened(rules, folder)
+    assert results.verdict.tolist() == ["error", "undetermined", "error"]
+    assert results.patient_id.tolist() == ["P1", "P2", "P1"]
+    assert results.error[0] == "patients.csv line 2: patient P1: field id: also on line 4: the rows of other tables name either"
+    assert results.error[2] == "patients.csv line 4: patient P1: field id: also on line 2: the rows of other tables name either"
+
+
+def test_parquet_ids_stored_as_whole_floats_are_the_integer_ids(rules, tmp_path):
+    """A pandas column of integer ids with one missing is floats, written so to Parquet: 1.0 is the id 1 of the other tables."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "long"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [1.0, None, 3.0]}), folder / "patients.parquet")
+    pq.write_table(pa.table({"patient_id": [1, 3], "icd10": ["B20", "K74.6"]}), folder / "conditions.parquet")
+    results = _screened(rules, folder)
+    assert results.patient_id.tolist() == ["1", "", "3"]
+    assert [_criterion(row, "E3") for _, row in results.iloc[[0, 2]].iterrows()] == ["met", "not_met"]
+
+
+ERRORS = {  # (table, text): a bad cell in each table, a blank line and a line end inside quotes before some
+    "patients": "id,birth_date\nP1,1970-01-01\nP2,1970-01-01\n\nP3,2030-01-01\nP4,1970-02-30\n",
+    "observations": "patient_id,loinc,value,unit,date\nP1,1975-2,1.0,mg/dL,2026-11-01\n\nP2,1975-2,1.0,mg/dL,2026-11-01\nP1,1975-2,2.0,furlong,2026-11-02\n",
+    "imaging": 'patient_id,modality,date,report\nP2,ultrasound,2026-11-01,"two\nlines"\nP2,xray,2026-11-01,\n',
+}
+
+
+@pytest.mark.parametrize("shape", ["csv", "parquet"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_error_names_the_table_its_line_or_row_and_the_field(rules, tmp_path, shape, workers):
+    """Lines of a CSV file as an editor numbers them; rows of a Parquet file counted from 1."""
+    folder = _long(tmp_path / "long", **ERRORS)
+    if shape == "parquet":
+        for name in ERRORS:
+            pd.read_csv(folder / f"{name}.csv", dtype=str).to_parquet(folder / f"{name}.parquet", index=False)
+            (folder / f"{name}.csv").unlink()
+    where = {"csv": ("line 5", "line 4", "line 5", "line 6"), "parquet": ("row 3", "row 2", "row 3", "row 4")}[shape]
+    results = pd.concat(screen_cohort(read_cohort(folder, 1), rules, AS_OF, ["NCT04357600"], workers=workers), ignore_index=True)
+    assert results.verdict.tolist() == ["error"] * 4
+    assert [e.split(": ")[:3] for e in results.error] == [
+        [f"observations.{shape} {where[0]}", "patient P1", "field unit"],
+        [f"imaging.{shape} {where[1]}", "patient P2", "field modality"],
+        [f"patients.{shape} {where[2]}", "patient P3", "field birth_date"],  # found when screening, by the fact resolver
+        [f"patients.{shape} {where[3]}", "patient P4", "field birth_date"],
+    ]

@@ -28,24 +28,31 @@ The same as-of date and look-back windows apply as for single profiles.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..errors import PatientDataError
+from ..errors import PatientDataError, ScreeningError
 from ..patient.model import Assessment, Condition, ImagingStudy, Medication, Observation, PatientProfile, Procedure
 from ..rules.loader import suggest
-from .flat import CSV_OPTIONS, _present
+from .csvfile import Header, Records, line_ends
+from .flat import CSV_OPTIONS, ERROR_MARKER, _present
 
 RECORDS = {"conditions": Condition, "observations": Observation, "medications": Medication, "procedures": Procedure,
            "assessments": Assessment, "imaging": ImagingStudy}
 TABLES = tuple(RECORDS)
 CLOSED_WORLD = ("conditions", "medications", "procedures")  # absent table: not reviewed (None)
+SOURCE = "__source__"  # a profile dict's key for its Source: where its cells are, to name them in an error
 LISTS = ("findings", "ingredients")  # ``;``-separated cells
 # per table: the column naming the patient, then one column per field of the profile model
 COLUMNS = {"patients": ("id", *(f for f in PatientProfile.model_fields if f != "id" and f not in RECORDS)),
@@ -67,11 +74,17 @@ NUMBER_COLUMNS = ("value", "control", "grade")  # the long tables' numeric colum
 
 def to_frame(table: pa.Table | pa.RecordBatch, text: Iterable[str] = ("id", "patient_id")) -> pd.DataFrame:
     """``table`` in pandas, its integer columns among ``text`` (ids, codes) as text, as a CSV gives
-    them (in pandas an integer column with a missing value is floats, and 1.0 is not the id 1)."""
+    them (in pandas an integer column with a missing value is floats, and 1.0 is not the id 1); a
+    column of whole floats there too (a pandas integer column with a missing value, written so)."""
     frame = table.to_pandas()
     for name in text:
-        if name in table.schema.names and pa.types.is_integer(table.schema.field(name).type):
-            frame[name] = table.column(name).cast(pa.string()).to_pandas().to_numpy()
+        if name not in table.schema.names:
+            continue
+        column, kind = table.column(name), table.schema.field(name).type
+        if pa.types.is_floating(kind) and pc.all(pc.and_(pc.is_finite(column), pc.equal(column, pc.floor(column)))).as_py() is not False:
+            column, kind = column.cast(pa.int64()), pa.int64()
+        if pa.types.is_integer(kind):
+            frame[name] = column.cast(pa.string()).to_pandas().to_numpy()
     return frame
 
 
@@ -90,12 +103,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _read(folder: Path, name: str) -> pd.DataFrame | None:
+def _read(folder: Path, name: str) -> tuple[pd.DataFrame, Place] | None:
     for suffix, reader in ((".parquet", _read_parquet), (".csv", _read_csv)):
         path = folder / f"{name}{suffix}"
         if path.exists():
             with reading(path):
-                return _checked(reader(path), name, path)
+                return _checked(reader(path), name, path), Place(str(path))
     return None
 
 
@@ -132,37 +145,107 @@ def _items(value: Any) -> list[str]:
     return [] if text.lower() == "none" else [item.strip() for item in text.split(";") if item.strip()]
 
 
+@dataclass(frozen=True)
+class Place:
+    """A long table's file, to name where a row is: a CSV row by its line, as an editor numbers
+    them (counted only when a row is named), a Parquet row by its number from 1."""
+
+    path: str
+
+    def at(self, row: int) -> str:
+        """``line N`` or ``row N`` of data row ``row`` (from 0)."""
+        if self.path.lower().endswith(".parquet"):
+            return f"row {row + 1}"
+        return f"line {_record_lines(self.path)[row]}"
+
+    def where(self, row: int) -> str:
+        return f"{Path(self.path).name} {self.at(row)}"
+
+
+@functools.lru_cache(maxsize=8)
+def _record_lines(path: str) -> np.ndarray:
+    """The line each data record of a CSV file starts on (blank lines skipped and quoted line ends
+    kept, as pandas' C parser reads them)."""
+    with open(path, "rb") as handle:
+        header = Header.read(handle)
+        records = Records(handle, len(header.text), 1 + line_ends(header.text))
+        return np.fromiter((record.line for record in records), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a profile read from long tables is: its row of ``patients`` and, per table, the rows
+    of its records in the profile's order."""
+
+    patient: tuple[Place, int]
+    records: dict[str, tuple[Place, list[int]]]
+
+    def locate(self, field: str) -> tuple[str, str | None]:
+        """(file and line or row, field of that row) of a profile field: ``observations[2].unit``
+        is the field ``unit`` of the patient's third row of ``observations``."""
+        if (match := _RECORD_FIELD.fullmatch(field)) and match["table"] in self.records:
+            place, rows = self.records[match["table"]]
+            return place.where(rows[int(match["index"])]), match["field"]
+        return self.patient[0].where(self.patient[1]), field
+
+
+_RECORD_FIELD = re.compile(r"(?P<table>[a-z]+)\[(?P<index>[0-9]+)\](?:\.(?P<field>.+))?")
+
+
+def located(exc: ScreeningError, source: Source | None) -> str:
+    """The message of ``exc``, a profile's field named as the table, row and column it came from."""
+    if source is None or not isinstance(exc, PatientDataError) or exc.field is None:
+        return str(exc)
+    where, field = source.locate(exc.field)
+    return str(PatientDataError(exc.problem, field=field, patient_id=exc.patient_id, source=where))
+
+
 def read_long(folder: str | Path) -> list[dict[str, Any]]:
-    """One profile dict per row of ``patients``, in that table's order."""
+    """One profile dict per row of ``patients``, in that table's order, with its :class:`Source`
+    under :data:`SOURCE`; an id on several rows of ``patients`` is an error marker on each."""
     folder = Path(folder)
-    patients = _read(folder, "patients")
-    if patients is None:
+    read = _read(folder, "patients")
+    if read is None:
         raise FileNotFoundError(f"{folder}: no patients.csv or patients.parquet")
-    grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    patients, place = read
+    grouped: dict[str, tuple[Place, dict[str, list[tuple[int, dict[str, Any]]]]]] = {}
     for name in TABLES:
-        table = _read(folder, name)
-        if table is None:
+        if (table := _read(folder, name)) is None:
             continue
-        by_patient: dict[str, list[dict[str, Any]]] = {}
-        for record in table.to_dict("records"):
+        by_patient: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        for row, record in enumerate(table[0].to_dict("records")):
             if (pid := _id(record.get("patient_id"))) is None:
                 continue  # no patient to give it to
             item = _clean(record)
             for column in LISTS:
                 if column in item:
                     item[column] = _items(item[column])
-            by_patient.setdefault(pid, []).append(item)
-        grouped[name] = by_patient
-    profiles = []
-    for record in patients.to_dict("records"):
+            by_patient.setdefault(pid, []).append((row, item))
+        grouped[name] = table[1], by_patient
+    ids = [_id(value) for value in patients["id"].tolist()]
+    rows_of: dict[str, list[int]] = {}
+    for row, pid in enumerate(ids):
+        if pid is not None:
+            rows_of.setdefault(pid, []).append(row)
+    profiles: list[dict[str, Any]] = []
+    for row, (pid, record) in enumerate(zip(ids, patients.to_dict("records"))):
+        if pid is not None and len(rows_of[pid]) > 1:
+            others = ", ".join(place.at(other) for other in rows_of[pid] if other != row)
+            error = PatientDataError(f"also on {others}: the rows of other tables name either", field="id", patient_id=pid, source=place.where(row))
+            profiles.append({"id": pid, ERROR_MARKER: str(error)})
+            continue
         profile = {k: v.strip() if isinstance(v, str) else v for k, v in _clean(record).items()}  # " yes " reads as yes
-        pid = _id(record.get("id"))
         if pid is not None:
             profile["id"] = pid
+        records: dict[str, tuple[Place, list[int]]] = {}
         for name in TABLES:
             if name in grouped:
-                profile[name] = grouped[name].get(pid, []) if pid is not None else []
+                table_place, by_patient = grouped[name]
+                mine = by_patient.get(pid, []) if pid is not None else []
+                profile[name] = [item for _, item in mine]
+                records[name] = table_place, [r for r, _ in mine]
             elif name not in CLOSED_WORLD:
                 profile[name] = []
+        profile[SOURCE] = Source((place, row), records)
         profiles.append(profile)
     return profiles
