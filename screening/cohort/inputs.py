@@ -43,7 +43,7 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000,
     if path.is_dir():
         profiles = read_long(path)
         for start in range(0, len(profiles), chunk_size):
-            yield profiles[start:start + chunk_size]
+            yield profiles.part(start, start + chunk_size)
         return
     suffix = path.suffix.lower()
     if suffix == ".csv":

@@ -52,7 +52,6 @@ RECORDS = {"conditions": Condition, "observations": Observation, "medications": 
            "assessments": Assessment, "imaging": ImagingStudy}
 TABLES = tuple(RECORDS)
 CLOSED_WORLD = ("conditions", "medications", "procedures")  # absent table: not reviewed (None)
-SOURCE = "__source__"  # a profile dict's key for its Source: where its cells are, to name them in an error
 LISTS = ("findings", "ingredients")  # ``;``-separated cells
 # per table: the column naming the patient, then one column per field of the profile model
 COLUMNS = {"patients": ("id", *(f for f in PatientProfile.model_fields if f != "id" and f not in RECORDS)),
@@ -200,9 +199,21 @@ def located(exc: ScreeningError, source: Source | None) -> str:
     return str(PatientDataError(exc.problem, field=field, patient_id=exc.patient_id, source=where))
 
 
-def read_long(folder: str | Path) -> list[dict[str, Any]]:
-    """One profile dict per row of ``patients``, in that table's order, with its :class:`Source`
-    under :data:`SOURCE`; an id on several rows of ``patients`` is an error marker on each."""
+class Profiles(list):  # type: ignore[type-arg]
+    """Profile dicts, and beside them where each was read (``sources[i]``: a :class:`Source`, or
+    None), to name a row of a table in an error."""
+
+    def __init__(self, profiles: Iterable[dict[str, Any]] = (), sources: Iterable[Source | None] = ()):
+        super().__init__(profiles)
+        self.sources: list[Source | None] = list(sources)
+
+    def part(self, start: int, stop: int) -> Profiles:
+        return Profiles(self[start:stop], self.sources[start:stop])
+
+
+def read_long(folder: str | Path) -> Profiles:
+    """One profile dict per row of ``patients``, in that table's order, with its :class:`Source`;
+    an id on several rows of ``patients`` is an error marker on each."""
     folder = Path(folder)
     read = _read(folder, "patients")
     if read is None:
@@ -227,12 +238,13 @@ def read_long(folder: str | Path) -> list[dict[str, Any]]:
     for row, pid in enumerate(ids):
         if pid is not None:
             rows_of.setdefault(pid, []).append(row)
-    profiles: list[dict[str, Any]] = []
+    profiles = Profiles()
     for row, (pid, record) in enumerate(zip(ids, patients.to_dict("records"))):
         if pid is not None and len(rows_of[pid]) > 1:
             others = ", ".join(place.at(other) for other in rows_of[pid] if other != row)
             error = PatientDataError(f"also on {others}: the rows of other tables name either", field="id", patient_id=pid, source=place.where(row))
             profiles.append({"id": pid, ERROR_MARKER: str(error)})
+            profiles.sources.append(None)
             continue
         profile = {k: v.strip() if isinstance(v, str) else v for k, v in _clean(record).items()}  # " yes " reads as yes
         if pid is not None:
@@ -246,6 +258,6 @@ def read_long(folder: str | Path) -> list[dict[str, Any]]:
                 records[name] = table_place, [r for r, _ in mine]
             elif name not in CLOSED_WORLD:
                 profile[name] = []
-        profile[SOURCE] = Source((place, row), records)
         profiles.append(profile)
+        profiles.sources.append(Source((place, row), records))
     return profiles

@@ -35,7 +35,7 @@ from ..rules.loader import RuleSet
 from .cells import read_chunk
 from .columnar import fact_columns
 from .flat import ERROR_MARKER, row_to_profile
-from .long import SOURCE, Source, located
+from .long import Source, located
 
 COLUMNS = ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
 Chunk = pd.DataFrame | list[dict[str, Any]]
@@ -145,14 +145,12 @@ class _ProfileBatch:
         self.patient_ids = pd.array([_patient_id(data) for data in chunk], dtype="str")
         self.profiles: dict[int, PatientProfile] = {}
         self.invalid: dict[int, str] = {}
-        self.sources: dict[int, Source] = {}  # of the profiles read from long tables, to name a row in an error
+        # of the profiles read from long tables: where each was, to name a row of a table in an error
+        self.sources: dict[int, Source] = {i: source for i, source in enumerate(getattr(chunk, "sources", ())) if source is not None}
         for index, data in enumerate(chunk):
             if isinstance(data, dict) and ERROR_MARKER in data:
                 self.invalid[index] = data[ERROR_MARKER]
                 continue
-            if isinstance(data, dict) and isinstance(data.get(SOURCE), Source):
-                self.sources[index] = data[SOURCE]
-                data = {k: v for k, v in data.items() if k != SOURCE}
             try:
                 self.profiles[index] = parse_patient(data)
             except ScreeningError as exc:
