@@ -214,7 +214,7 @@ def test_chunk_size_does_not_change_results(rules):
     pd.testing.assert_frame_equal(small.astype(str), large.astype(str))  # categories differ by chunk
 
 
-@pytest.mark.parametrize("source", ["flat-sample.csv", "examples.ndjson"])
+@pytest.mark.parametrize("source", ["flat-sample.csv", "examples.ndjson", "long"])
 def test_worker_processes_give_the_in_process_results_in_order(rules, source):
     alone, alone_summary = _run(COHORTS / source, chunk_size=3, rules=rules)
     side_by_side, summary = _run(COHORTS / source, chunk_size=3, rules=rules, workers=2)

@@ -19,6 +19,7 @@ from screening.cli import app
 from screening.cohort import read_cohort, screen_cohort
 
 from .conftest import AS_OF, ROOT, RULES_DIR
+from .rule_strategies import ruleset_of, trials
 from .strategies import patients, to_si
 
 # a quarter of the profile's examples (each writes and reads a folder of tables): 50 on CI, 750 with "thorough"
@@ -115,9 +116,7 @@ def _reference_rows(rules, profile: dict[str, Any], as_of: dt.date) -> dict[tupl
     return rows
 
 
-@SETTINGS
-@given(cohort=long_cohorts(), shape=st.sampled_from(["csv", "parquet", "parquet-dates"]), chunk_size=st.integers(1, 3))
-def test_long_tables_give_each_patient_the_result_of_its_own_profile(rules, tmp_path_factory, cohort, shape, chunk_size):
+def _check(rules, tmp_path_factory, cohort, shape: str, chunk_size: int) -> None:
     profiles, tables = cohort
     folder = tmp_path_factory.mktemp("long") / "cohort"
     _write(tables, folder, shape)
@@ -130,6 +129,19 @@ def test_long_tables_give_each_patient_the_result_of_its_own_profile(rules, tmp_
     got = {(row["patient_id"], row["trial_id"]): {c: str(row[c]) for c in columns} for row in results.to_dict("records")}
     assert list(results.patient_id.unique()) == [p["id"] for p in profiles]
     assert got == expected
+
+
+@SETTINGS
+@given(cohort=long_cohorts(), shape=st.sampled_from(["csv", "parquet", "parquet-dates"]), chunk_size=st.integers(1, 3))
+def test_long_tables_give_each_patient_the_result_of_its_own_profile(rules, tmp_path_factory, cohort, shape, chunk_size):
+    _check(rules, tmp_path_factory, cohort, shape, chunk_size)
+
+
+@SETTINGS
+@given(trial=trials(), cohort=long_cohorts(), chunk_size=st.integers(1, 3))
+def test_long_tables_give_each_patient_the_result_of_its_own_profile_on_generated_rules(rules, tmp_path_factory, trial, cohort, chunk_size):
+    """Generated rules of every kind: the missing data of each undetermined row too."""
+    _check(ruleset_of(rules, trial), tmp_path_factory, cohort, "csv", chunk_size)
 
 
 def _long(folder: Path, **tables: str) -> Path:
@@ -240,6 +252,17 @@ def test_parquet_ids_stored_as_whole_floats_are_the_integer_ids(rules, tmp_path)
     assert [_criterion(row, "E3") for _, row in results.iloc[[0, 2]].iterrows()] == ["met", "not_met"]
 
 
+def test_parquet_float_ids_too_large_for_integers_are_read_as_floats(rules, tmp_path):
+    """Not a stopped run whose message quotes an id."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "long"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": [1.0, 1.5e20]}), folder / "patients.parquet")
+    assert _screened(rules, folder).patient_id.tolist() == ["1.0", "1.5e+20"]
+
+
 ERRORS = {  # (table, text): a bad cell in each table, a blank line and a line end inside quotes before some
     "patients": "id,birth_date\nP1,1970-01-01\nP2,1970-01-01\n\nP3,2030-01-01\nP4,1970-02-30\n",
     "observations": "patient_id,loinc,value,unit,date\nP1,1975-2,1.0,mg/dL,2026-11-01\n\nP2,1975-2,1.0,mg/dL,2026-11-01\nP1,1975-2,2.0,furlong,2026-11-02\n",
@@ -247,11 +270,14 @@ ERRORS = {  # (table, text): a bad cell in each table, a blank line and a line e
 }
 
 
-@pytest.mark.parametrize("shape", ["csv", "parquet"])
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("shape", "workers"), [("csv", 1), ("csv", 2), ("csv-crlf-bom", 1), ("parquet", 1), ("parquet", 2)])
 def test_an_error_names_the_table_its_line_or_row_and_the_field(rules, tmp_path, shape, workers):
     """Lines of a CSV file as an editor numbers them; rows of a Parquet file counted from 1."""
     folder = _long(tmp_path / "long", **ERRORS)
+    if shape == "csv-crlf-bom":
+        for name, text in ERRORS.items():
+            (folder / f"{name}.csv").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode())
+        shape = "csv"
     if shape == "parquet":
         for name in ERRORS:
             pd.read_csv(folder / f"{name}.csv", dtype=str).to_parquet(folder / f"{name}.parquet", index=False)

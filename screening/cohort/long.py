@@ -74,13 +74,14 @@ NUMBER_COLUMNS = ("value", "control", "grade")  # the long tables' numeric colum
 def to_frame(table: pa.Table | pa.RecordBatch, text: Iterable[str] = ("id", "patient_id")) -> pd.DataFrame:
     """``table`` in pandas, its integer columns among ``text`` (ids, codes) as text, as a CSV gives
     them (in pandas an integer column with a missing value is floats, and 1.0 is not the id 1); a
-    column of whole floats there too (a pandas integer column with a missing value, written so)."""
+    column of whole floats there too (a pandas integer column with a missing value, written so),
+    unless some value is beyond the integers a float holds exactly (2**53)."""
     frame = table.to_pandas()
     for name in text:
         if name not in table.schema.names:
             continue
         column, kind = table.column(name), table.schema.field(name).type
-        if pa.types.is_floating(kind) and pc.all(pc.and_(pc.is_finite(column), pc.equal(column, pc.floor(column)))).as_py() is not False:
+        if pa.types.is_floating(kind) and pc.all(pc.and_(pc.less_equal(pc.abs(column), 2.0 ** 53), pc.equal(column, pc.floor(column)))).as_py() is not False:
             column, kind = column.cast(pa.int64()), pa.int64()
         if pa.types.is_integer(kind):
             frame[name] = column.cast(pa.string()).to_pandas().to_numpy()
