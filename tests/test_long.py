@@ -101,6 +101,8 @@ def _write(tables: dict[str, pd.DataFrame], folder: Path, shape: str) -> None:
                 frame[column] = frame[column].astype("Int64")
             elif column in ("pregnant", "lactating", "childbearing_potential"):
                 frame[column] = frame[column].astype("boolean")
+            elif column in ("findings", "ingredients") and shape == "parquet-dates":  # as Parquet lists
+                frame[column] = [None if pd.isna(v) else [] if v == "none" else v.split(";") for v in frame[column]]
             else:
                 frame[column] = frame[column].astype("string")
         frame.to_parquet(folder / f"{name}.parquet", index=False)
@@ -209,6 +211,15 @@ def test_imaging_findings_none_is_a_coded_study_showing_none(rules, tmp_path):
     assert [_criterion(row, "I3") for _, row in results.iterrows()] == ["not_met", "unknown"]
 
 
+def test_a_table_in_both_csv_and_parquet_stops_the_run_naming_both(rules, tmp_path):
+    """Not one of them chosen unseen (one may be left over from an earlier extract)."""
+    folder = _long(tmp_path / "long", patients="id\nP1\n", conditions="patient_id,icd10\nP1,B20\n")
+    pd.DataFrame({"patient_id": ["P1"], "icd10": ["K74.6"]}).to_parquet(folder / "conditions.parquet", index=False)
+    result = CliRunner().invoke(app, ["screen-cohort", str(folder), "--out", str(tmp_path / "r.csv"), "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
+    assert result.exit_code == 2, result.output
+    assert "conditions.parquet: conditions.csv is there too: keep one" in " ".join(result.output.split())
+
+
 @pytest.mark.parametrize(("name", "header", "message"), [
     ("conditions", "person_id,icd10", "conditions.csv: no patient_id column: its rows cannot be given to their patients"),
     ("patients", "person_id,sex", "patients.csv: no id column"),
@@ -225,6 +236,23 @@ def test_a_table_with_a_column_it_cannot_have_stops_the_run_naming_it(rules, tmp
     result = CliRunner().invoke(app, ["screen-cohort", str(folder), "--out", str(tmp_path / "r.csv"), "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
+
+
+def test_parquet_list_columns_are_the_lists_of_a_profile(rules, tmp_path):
+    """Findings and ingredients as Parquet lists (list<string>), as a JSON profile holds them: [] is coded, nothing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "long"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": ["P1", "P2", "P3"]}), folder / "patients.parquet")
+    pq.write_table(pa.table({"patient_id": ["P1", "P2", "P3"], "modality": ["ultrasound"] * 3, "date": ["2026-11-01"] * 3,
+                             "findings": [["cirrhosis", "ascites"], [], None]}), folder / "imaging.parquet")
+    pq.write_table(pa.table({"patient_id": ["P1"], "name": ["Truvada"], "ingredients": [["emtricitabine", "tenofovir disoproxil fumarate"]]}),
+                   folder / "medications.parquet")
+    results = _screened(rules, folder)
+    assert results.error.tolist() == ["", "", ""]
+    assert [_criterion(row, "I3") for _, row in results.iterrows()] == ["met", "not_met", "unknown"]
 
 
 def test_an_id_on_several_rows_of_patients_is_an_error_on_each(rules, tmp_path):

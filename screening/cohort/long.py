@@ -9,16 +9,16 @@ extract), assembled into one profile per patient:
                         ``resolved``, ``status``
 ``observations``        ``patient_id``, ``loinc``, ``display``, ``value``, ``unit``,
                         ``comparator``, ``control``, ``result``, ``date``
-``medications``         ``patient_id``, ``name``, ``ingredients`` (``;``-separated), ``atc``,
+``medications``         ``patient_id``, ``name``, ``ingredients`` (as ``findings``), ``atc``,
                         ``rxnorm``, ``start``, ``end``, ``status``
 ``procedures``          ``patient_id``, ``kind``, ``code``, ``system``, ``display``, ``date``
 ``assessments``         ``patient_id``, ``name``, ``grade``, ``date``
-``imaging``             ``patient_id``, ``modality``, ``date``, ``findings`` (``;``-separated;
-                        ``none``: none seen; empty: not coded), ``report``
+``imaging``             ``patient_id``, ``modality``, ``date``, ``findings`` (``;``-separated or a
+                        Parquet list; ``none`` or ``[]``: none seen; empty: not coded), ``report``
 ======================  =========================================================================
 
-Every column but the first is optional; a column not listed (or no ``id``/``patient_id``) stops
-the run, naming the file. A table that is absent means that history was not extracted (``conditions`` etc. unknown for every
+Every column but the first is optional; a column not listed (or no ``id``/``patient_id``), or a
+table in both formats, stops the run, naming the file. A table that is absent means that history was not extracted (``conditions`` etc. unknown for every
 patient); a table that is present is the patient's whole history of that kind (none if no rows).
 Ids are read as the profile model reads them (stripped of spaces); a row with an empty
 ``patient_id``, or one naming no patient in ``patients``, is nobody's. Every other cell is read by
@@ -104,8 +104,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _read(folder: Path, name: str) -> tuple[pd.DataFrame, Place] | None:
-    for suffix, reader in ((".parquet", _read_parquet), (".csv", _read_csv)):
-        path = folder / f"{name}{suffix}"
+    """The table ``name`` of ``folder`` (None if absent); in both formats, neither is chosen."""
+    parquet, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
+    if parquet.exists() and csv.exists():
+        raise PatientDataError(f"{csv.name} is there too: keep one", source=str(parquet))
+    for path, reader in ((parquet, _read_parquet), (csv, _read_csv)):
         if path.exists():
             with reading(path):
                 return _checked(reader(path), name, path), Place(str(path))
@@ -139,8 +142,11 @@ def _clean(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if _present(v) and k != "patient_id"}
 
 
-def _items(value: Any) -> list[str]:
-    """A ``;``-separated cell; ``none``: coded, nothing (as in the flat table)."""
+def _items(value: Any) -> list[Any]:
+    """A ``;``-separated cell; ``none``: coded, nothing (as in the flat table). A Parquet list is
+    the list (``[]``: coded, nothing), as a JSON profile holds it."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
     text = str(value).strip()
     return [] if text.lower() == "none" else [item.strip() for item in text.split(";") if item.strip()]
 
