@@ -46,7 +46,7 @@ from ..errors import PatientDataError, ScreeningError
 from ..patient.model import Assessment, Condition, ImagingStudy, Medication, Observation, PatientProfile, Procedure
 from ..rules.loader import suggest
 from .csvfile import Header, Records, line_ends
-from .flat import CSV_OPTIONS, ERROR_MARKER, _present
+from .flat import CSV_OPTIONS, ERROR_MARKER, blank
 
 RECORDS = {"conditions": Condition, "observations": Observation, "medications": Medication, "procedures": Procedure,
            "assessments": Assessment, "imaging": ImagingStudy}
@@ -131,15 +131,17 @@ def _checked(frame: pd.DataFrame, name: str, path: Path) -> pd.DataFrame:
     return frame
 
 
-def _id(value: Any) -> str | None:
-    """A patient id as the profile model reads it (stripped); None for an empty cell, which names no patient."""
-    return str(value).strip() if _present(value) else None
+def _ids(column: pd.Series) -> list[str | None]:
+    """Patient ids as the profile model reads them (stripped); None for an empty cell, which names no patient."""
+    text = column.astype(str).str.strip()
+    present = (column.notna() & (text != "")).tolist()  # notna: None, NaN, NA, NaT (as flat.blank reads a cell)
+    return [pid if ok else None for pid, ok in zip(text.tolist(), present)]
 
 
 def _clean(record: dict[str, Any]) -> dict[str, Any]:
     """The cells of a row that hold a value, as they are: the profile model reads them (a number or
     a yes/no from text, as in a JSON profile), or names the field it cannot read."""
-    return {k: v for k, v in record.items() if _present(v) and k != "patient_id"}
+    return {k: v for k, v in record.items() if not blank(v)}
 
 
 def _items(value: Any) -> list[Any]:
@@ -226,21 +228,25 @@ def read_long(folder: str | Path) -> Profiles:
     if read is None:
         raise FileNotFoundError(f"{folder}: no patients.csv or patients.parquet")
     patients, place = read
-    grouped: dict[str, tuple[Place, dict[str, list[tuple[int, dict[str, Any]]]]]] = {}
+    grouped: dict[str, tuple[Place, dict[str, tuple[list[dict[str, Any]], list[int]]]]] = {}  # per patient: records, their rows
     for name in TABLES:
         if (table := _read(folder, name)) is None:
             continue
-        by_patient: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        for row, record in enumerate(table[0].to_dict("records")):
-            if (pid := _id(record.get("patient_id"))) is None:
+        frame, table_place = table
+        by_patient: dict[str, tuple[list[dict[str, Any]], list[int]]] = {}
+        for row, (pid, record) in enumerate(zip(_ids(frame["patient_id"]), frame.drop(columns="patient_id").to_dict("records"))):
+            if pid is None:
                 continue  # no patient to give it to
             item = _clean(record)
             for column in LISTS:
                 if column in item:
                     item[column] = _items(item[column])
-            by_patient.setdefault(pid, []).append((row, item))
-        grouped[name] = table[1], by_patient
-    ids = [_id(value) for value in patients["id"].tolist()]
+            if (mine := by_patient.get(pid)) is None:
+                mine = by_patient[pid] = ([], [])
+            mine[0].append(item)
+            mine[1].append(row)
+        grouped[name] = table_place, by_patient
+    ids = _ids(patients["id"])
     rows_of: dict[str, list[int]] = {}
     for row, pid in enumerate(ids):
         if pid is not None:
@@ -260,9 +266,9 @@ def read_long(folder: str | Path) -> Profiles:
         for name in TABLES:
             if name in grouped:
                 table_place, by_patient = grouped[name]
-                mine = by_patient.get(pid, []) if pid is not None else []
-                profile[name] = [item for _, item in mine]
-                records[name] = table_place, [r for r, _ in mine]
+                items, rows = by_patient.get(pid, ([], [])) if pid is not None else ([], [])
+                profile[name] = items
+                records[name] = table_place, rows
             elif name not in CLOSED_WORLD:
                 profile[name] = []
         profiles.append(profile)
