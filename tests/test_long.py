@@ -326,3 +326,17 @@ def test_read_cohort_gives_long_tables_as_profiles_the_profile_model_reads():
     chunks = list(read_cohort(ROOT / "patients" / "cohorts" / "long", 4))
     assert [len(chunk) for chunk in chunks] == [4, 4, 4, 4, 3]
     assert [parse_patient(profile).id for chunk in chunks for profile in chunk][:3] == ["P01", "P02", "P03"]
+
+
+def test_rows_naming_no_patient_are_counted_after_the_run(rules, tmp_path):
+    """Nobody's, so not screened; but ids written one way in patients and another in a table (P001
+    and 1) would leave every patient's history empty, and reviewed: the count says so, without an id."""
+    folder = _long(tmp_path / "long", patients="id\nP1\n", conditions="patient_id,icd10\nP1,B20\nP9,B20\n,K74.6\n",
+                   observations="patient_id,loinc,value,unit,date\nP1,1975-2,1.0,mg/dL,2026-11-01\n")
+    counts = []
+    assert len(list(read_cohort(folder, on_unmatched=lambda table, n: counts.append((table, n))))) == 1
+    assert counts == [("conditions.csv", 2)]
+    result = CliRunner().invoke(app, ["screen-cohort", str(folder), "--out", str(tmp_path / "r.csv"), "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
+    assert result.exit_code == 0, result.output
+    assert "rows naming no patient of the patients table, not screened: conditions.csv 2" in " ".join(result.output.split())
+    assert "P9" not in result.output

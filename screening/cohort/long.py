@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,19 +220,23 @@ class Profiles(list):  # type: ignore[type-arg]
         return Profiles(self[start:stop], self.sources[start:stop])
 
 
-def read_long(folder: str | Path) -> Profiles:
+def read_long(folder: str | Path, on_unmatched: Callable[[str, int], Any] | None = None) -> Profiles:
     """One profile dict per row of ``patients``, in that table's order, with its :class:`Source`;
-    an id on several rows of ``patients`` is an error marker on each."""
+    an id on several rows of ``patients`` is an error marker on each. ``on_unmatched``, when given,
+    is called with a table's file name and its number of rows naming no patient of ``patients``
+    (an empty ``patient_id`` included), for each table with some."""
     folder = Path(folder)
     read = _read(folder, "patients")
     if read is None:
         raise FileNotFoundError(f"{folder}: no patients.csv or patients.parquet")
     patients, place = read
     grouped: dict[str, tuple[Place, dict[str, tuple[list[dict[str, Any]], list[int]]]]] = {}  # per patient: records, their rows
+    lengths: dict[str, int] = {}
     for name in TABLES:
         if (table := _read(folder, name)) is None:
             continue
         frame, table_place = table
+        lengths[name] = len(frame)
         by_patient: dict[str, tuple[list[dict[str, Any]], list[int]]] = {}
         for row, (pid, record) in enumerate(zip(_ids(frame["patient_id"]), frame.drop(columns="patient_id").to_dict("records"))):
             if pid is None:
@@ -251,6 +255,11 @@ def read_long(folder: str | Path) -> Profiles:
     for row, pid in enumerate(ids):
         if pid is not None:
             rows_of.setdefault(pid, []).append(row)
+    if on_unmatched is not None:
+        for name, (table_place, by_patient) in grouped.items():
+            matched = sum(len(rows) for pid, (_, rows) in by_patient.items() if pid in rows_of)
+            if unmatched := lengths[name] - matched:
+                on_unmatched(Path(table_place.path).name, unmatched)
     profiles = Profiles()
     for row, (pid, record) in enumerate(zip(ids, patients.to_dict("records"))):
         if pid is not None and len(rows_of[pid]) > 1:
