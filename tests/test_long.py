@@ -193,6 +193,15 @@ def test_a_flag_the_profile_model_cannot_read_is_an_error_not_false(rules, tmp_p
     assert [_criterion(row, "E4") for _, row in results.iloc[2:].iterrows()] == ["met", "unknown"]  # E4: pregnant or lactating
 
 
+def test_other_padded_cells_are_read_as_in_a_json_profile(rules, tmp_path):
+    """Only a flag is stripped first (as in the flat table): " female" is an error naming the field, as in JSON."""
+    folder = _long(tmp_path / "long", patients="id,sex\nP1, female\n", conditions="patient_id,icd10,status\nP1, B20 ,active \n")
+    results = _screened(rules, folder)
+    assert results.error[0] == "patients.csv line 2: patient P1: field sex: Input should be 'female', 'male' or 'other' (and 1 more problems)"
+    (folder / "patients.csv").write_text("id,sex\nP1,female\n")
+    assert _screened(rules, folder).error[0].startswith("conditions.csv line 2: patient P1: field status: Input should be 'active'")
+
+
 def test_a_number_is_read_as_the_profile_model_reads_it(rules, tmp_path):
     """Python's float() reads "１２" (full-width digits) as 12; the profile model, as a JSON profile gives it, does not."""
     folder = _long(tmp_path / "long", patients="id\nP1\nP2\n",

@@ -18,12 +18,15 @@ extract), assembled into one profile per patient:
 ======================  =========================================================================
 
 Every column but the first is optional; a column not listed (or no ``id``/``patient_id``), or a
-table in both formats, stops the run, naming the file. A table that is absent means that history was not extracted (``conditions`` etc. unknown for every
-patient); a table that is present is the patient's whole history of that kind (none if no rows).
-Ids are read as the profile model reads them (stripped of spaces); a row with an empty
-``patient_id``, or one naming no patient in ``patients``, is nobody's. Every other cell is read by
-the profile model as the same value in a JSON profile would be.
-The same as-of date and look-back windows apply as for single profiles.
+table in both formats, stops the run, naming the file. A table that is absent means that history
+was not extracted (``conditions`` etc. unknown for every patient); a table that is present is the
+patient's whole history of that kind (none if no rows). Ids are read as the profile model reads
+them (stripped of spaces); a row with an empty ``patient_id``, or one naming no patient in
+``patients``, is nobody's; an id on several rows of ``patients`` is an error row on each. Every
+other cell is read by the profile model as the same value in a JSON profile would be (a flag
+stripped of spaces first, as in the flat table). An error names the file, the line of a CSV file
+or row of a Parquet one, and the column. The same as-of date and look-back windows apply as for
+single profiles.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ RECORDS = {"conditions": Condition, "observations": Observation, "medications": 
 TABLES = tuple(RECORDS)
 CLOSED_WORLD = ("conditions", "medications", "procedures")  # absent table: not reviewed (None)
 LISTS = ("findings", "ingredients")  # ``;``-separated cells
+FLAGS = ("pregnant", "lactating", "childbearing_potential")
 # per table: the column naming the patient, then one column per field of the profile model
 COLUMNS = {"patients": ("id", *(f for f in PatientProfile.model_fields if f != "id" and f not in RECORDS)),
            **{name: ("patient_id", *model.model_fields) for name, model in RECORDS.items()}}
@@ -81,11 +85,17 @@ def to_frame(table: pa.Table | pa.RecordBatch, text: Iterable[str] = ("id", "pat
         if name not in table.schema.names:
             continue
         column, kind = table.column(name), table.schema.field(name).type
-        if pa.types.is_floating(kind) and pc.all(pc.and_(pc.less_equal(pc.abs(column), 2.0 ** 53), pc.equal(column, pc.floor(column)))).as_py() is not False:
+        if pa.types.is_floating(kind) and _whole(column):
             column, kind = column.cast(pa.int64()), pa.int64()
         if pa.types.is_integer(kind):
             frame[name] = column.cast(pa.string()).to_pandas().to_numpy()
     return frame
+
+
+def _whole(column: pa.ChunkedArray) -> bool:
+    """Whether every value of a float column (nulls aside) is an integer a float holds exactly."""
+    exact = pc.and_(pc.less_equal(pc.abs(column), 2.0 ** 53), pc.equal(column, pc.floor(column)))
+    return pc.all(exact).as_py() is not False
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -120,7 +130,7 @@ def _checked(frame: pd.DataFrame, name: str, path: Path) -> pd.DataFrame:
     for: without the first, no row could be given to its patient (a history table would be every
     patient's empty history); the second would be an error row for every patient with a row in
     the table, or, left out, a misspelt column (``onset_date``) would vanish unseen."""
-    key, *fields = COLUMNS[name]
+    key = COLUMNS[name][0]
     if key not in frame.columns:
         raise PatientDataError(f"no {key} column: its rows cannot be given to their patients", source=str(path))
     for column in frame.columns:
@@ -268,7 +278,10 @@ def read_long(folder: str | Path, on_unmatched: Callable[[str, int], Any] | None
             profiles.append({"id": pid, ERROR_MARKER: str(error)})
             profiles.sources.append(None)
             continue
-        profile = {k: v.strip() if isinstance(v, str) else v for k, v in _clean(record).items()}  # " yes " reads as yes
+        profile = _clean(record)
+        for flag in FLAGS:  # " yes " reads as yes, as in the flat table
+            if isinstance(profile.get(flag), str):
+                profile[flag] = profile[flag].strip()
         if pid is not None:
             profile["id"] = pid
         records: dict[str, tuple[Place, list[int]]] = {}
