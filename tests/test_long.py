@@ -349,3 +349,11 @@ def test_rows_naming_no_patient_are_counted_after_the_run(rules, tmp_path):
     assert result.exit_code == 0, result.output
     assert "rows naming no patient of the patients table, not screened: conditions.csv 2" in " ".join(result.output.split())
     assert "P9" not in result.output
+
+
+def test_a_csv_table_rewritten_between_runs_names_its_new_lines(rules, tmp_path):
+    """The lines of a file are counted once per version of it, not once per process."""
+    folder = _long(tmp_path / "long", patients="id\nP1\n", conditions="patient_id,icd10\nP1,XYZ\n")
+    assert _screened(rules, folder).error[0].startswith("conditions.csv line 2: ")
+    (folder / "conditions.csv").write_text("patient_id,icd10\n\n\nP1,XYZ\n")
+    assert _screened(rules, folder).error[0].startswith("conditions.csv line 4: ")

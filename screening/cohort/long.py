@@ -32,6 +32,7 @@ single profiles.
 from __future__ import annotations
 
 import functools
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -174,16 +175,17 @@ class Place:
         """``line N`` or ``row N`` of data row ``row`` (from 0)."""
         if self.path.lower().endswith(".parquet"):
             return f"row {row + 1}"
-        return f"line {_record_lines(self.path)[row]}"
+        stat = os.stat(self.path)
+        return f"line {_record_lines(self.path, stat.st_mtime_ns, stat.st_size)[row]}"
 
     def where(self, row: int) -> str:
         return f"{Path(self.path).name} {self.at(row)}"
 
 
 @functools.lru_cache(maxsize=8)
-def _record_lines(path: str) -> np.ndarray:
+def _record_lines(path: str, modified: int, size: int) -> np.ndarray:
     """The line each data record of a CSV file starts on (blank lines skipped and quoted line ends
-    kept, as pandas' C parser reads them)."""
+    kept, as pandas' C parser reads them), counted once per version of the file."""
     with open(path, "rb") as handle:
         header = Header.read(handle)
         records = Records(handle, len(header.text), 1 + line_ends(header.text))
