@@ -135,6 +135,7 @@ def screen_cohort_command(
     screening_date = _date(as_of)
     summary = CohortSummary()
     fhir_warnings: Counter[WarningCode] = Counter()  # of a FHIR bulk export, by code
+    unmatched: dict[str, int] = {}  # of long tables: per table, rows naming no patient of patients
     if dask is None or "://" not in cohort:  # a URL is for the Dask workers to read
         _check_exists(Path(cohort))
     try:
@@ -144,7 +145,7 @@ def screen_cohort_command(
             _screen_on_dask(cohort, out, ruleset, screening_date, selected, dask, summary)
         else:
             _screen_locally(Path(cohort), Path(out), ruleset, screening_date, selected, chunk_size, summary, workers or os.cpu_count() or 1,
-                            fhir_warnings)
+                            fhir_warnings, unmatched)
     except (ScreeningError, OSError) as exc:  # OSError: a cohort file not found, results not writable
         raise _fail("\n".join([str(exc), *getattr(exc, "__notes__", ())])) from None  # notes: where the rows so far are
     table = Table(title=f"{summary.rows} patients screened as of {screening_date.isoformat()}: {summary.errors} rows with errors")
@@ -158,6 +159,9 @@ def screen_cohort_command(
     if fhir_warnings:
         counts = ", ".join(f"{code.value} {n}" for code, n in fhir_warnings.most_common())
         typer.echo(f"FHIR mapping warnings: {fhir_warnings.total()} ({counts}); screening.fhir.read_bulk_export lists each")
+    if unmatched:
+        counts = ", ".join(f"{table} {n}" for table, n in unmatched.items())
+        typer.echo(f"rows naming no patient of the patients table, not screened: {counts}")
     typer.echo(f"results: {out}")
     if report is not None:
         from .cohort.report import write_reports
@@ -182,7 +186,7 @@ def _read_results(path: str | Path) -> pd.DataFrame:
 
 
 def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], chunk_size: int, summary: CohortSummary, workers: int,
-                    fhir_warnings: Counter[WarningCode] | None = None) -> None:
+                    fhir_warnings: Counter[WarningCode] | None = None, unmatched: dict[str, int] | None = None) -> None:
     from .cohort import read_cohort, screen_cohort
     from .cohort.output import ResultWriter
 
@@ -190,7 +194,8 @@ def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
     with ResultWriter(out) as writer, ExitStack() as shown:
         task = None
         counted = None if fhir_warnings is None else (lambda warnings: fhir_warnings.update(w.code for w in warnings))
-        for frame in screen_cohort(read_cohort(cohort, chunk_size, counted), ruleset, as_of, trials, summary, workers):
+        noted = None if unmatched is None else unmatched.__setitem__
+        for frame in screen_cohort(read_cohort(cohort, chunk_size, counted, noted), ruleset, as_of, trials, summary, workers):
             if task is None:  # the display runs a thread: started once the worker processes are forked (a fork copies held locks)
                 shown.enter_context(progress)
                 task = progress.add_task("screening", total=None)

@@ -77,7 +77,7 @@ class Records:
 
     def _line_at(self, at: int) -> int:
         """The line of buffer position ``at`` (a record boundary, at or after the last one asked)."""
-        self._line += _line_ends(self._buffer[self._counted:at])
+        self._line += line_ends(self._buffer[self._counted:at])
         self._counted = at
         return self._line
 
@@ -97,7 +97,7 @@ class Records:
         return bool(self._buffer)
 
 
-def _line_ends(text: bytes) -> int:
+def line_ends(text: bytes) -> int:
     """Line ends in ``text``, as an editor counts them (``\\r\\n``, ``\\r`` or ``\\n``)."""
     return text.count(b"\n") + text.count(b"\r") - text.count(b"\r\n")
 
@@ -177,7 +177,7 @@ def line_ends_before(handle: BinaryIO, end: int) -> int:
     handle.seek(0)
     count, last = 0, b""
     while end > 0 and (block := handle.read(min(_BLOCK, end))):
-        count += _line_ends(block) - (last == b"\r" and block[:1] == b"\n")
+        count += line_ends(block) - (last == b"\r" and block[:1] == b"\n")
         end, last = end - len(block), block[-1:]
     return count
 
@@ -196,7 +196,7 @@ def _read(source: Path | BinaryIO, open_file: Callable[[], BinaryIO], chunk_size
                 return
             header = header or Header.read(scanned)
             if start is None:
-                start = len(header.text), first_line() if first_line is not None else 1 + _line_ends(header.text)
+                start = len(header.text), first_line() if first_line is not None else 1 + line_ends(header.text)
             records = Records(scanned, *start)
             try:
                 chunk = _reread(itertools.islice(records, done, done + chunk_size), header)

@@ -26,12 +26,15 @@ T = TypeVar("T")
 
 
 def read_cohort(path: str | Path, chunk_size: int = 100_000,
-                on_fhir_warnings: Callable[[tuple[FhirWarning, ...]], Any] | None = None) -> Iterator[pd.DataFrame | list[dict[str, Any]]]:
+                on_fhir_warnings: Callable[[tuple[FhirWarning, ...]], Any] | None = None,
+                on_unmatched: Callable[[str, int], Any] | None = None) -> Iterator[pd.DataFrame | list[dict[str, Any]]]:
     """Chunks of ``path`` for :func:`screening.cohort.screen_cohort`: frames of a ``.csv`` or
     ``.parquet`` flat table, lists of profile dicts from ``.ndjson``/``.jsonl`` (one profile per
     line), a folder of long tables, or a folder of ``*.ndjson`` files without a ``patients``
     table, read as a FHIR R4 Bulk Data export (one profile per Patient; ``on_fhir_warnings``, when
-    given, is called with the export's mapping warnings, then with each patient's). A line that is not JSON, or a patient with a resource
+    given, is called with the export's mapping warnings, then with each patient's). For long tables,
+    ``on_unmatched``, when given, is called with each table's count of rows naming no patient of
+    ``patients`` (:func:`screening.cohort.long.read_long`). A line that is not JSON, or a patient with a resource
     that is not valid FHIR R4, yields an error marker dict ``{"__error__": ...}`` in its place, and a
     CSV line with more fields than the header a row with only the ``__error__`` column set, so
     rows out == rows in."""
@@ -41,9 +44,9 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000,
         yield from _bulk_export(path, chunk_size, on_fhir_warnings)
         return
     if path.is_dir():
-        profiles = read_long(path)
+        profiles = read_long(path, on_unmatched)
         for start in range(0, len(profiles), chunk_size):
-            yield profiles[start:start + chunk_size]
+            yield profiles.part(start, start + chunk_size)
         return
     suffix = path.suffix.lower()
     if suffix == ".csv":

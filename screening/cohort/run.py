@@ -35,6 +35,7 @@ from ..rules.loader import RuleSet
 from .cells import read_chunk
 from .columnar import fact_columns
 from .flat import ERROR_MARKER, row_to_profile
+from .long import Source, located
 
 COLUMNS = ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
 Chunk = pd.DataFrame | list[dict[str, Any]]
@@ -144,6 +145,8 @@ class _ProfileBatch:
         self.patient_ids = pd.array([_patient_id(data) for data in chunk], dtype="str")
         self.profiles: dict[int, PatientProfile] = {}
         self.invalid: dict[int, str] = {}
+        # of the profiles read from long tables: where each was, to name a row of a table in an error
+        self.sources: dict[int, Source] = {i: source for i, source in enumerate(getattr(chunk, "sources", ())) if source is not None}
         for index, data in enumerate(chunk):
             if isinstance(data, dict) and ERROR_MARKER in data:
                 self.invalid[index] = data[ERROR_MARKER]
@@ -151,7 +154,7 @@ class _ProfileBatch:
             try:
                 self.profiles[index] = parse_patient(data)
             except ScreeningError as exc:
-                self.invalid[index] = str(exc)
+                self.invalid[index] = located(exc, self.sources.get(index))
         self._errors: dict[str, dict[int, str]] = {}
 
     def errors(self, trial: VectorTrial) -> dict[int, str]:
@@ -159,21 +162,21 @@ class _ProfileBatch:
 
     def facts(self, trial: VectorTrial) -> FactColumns:
         facts, errors = _resolved(trial, self.profiles, self.rules, self.as_of)
-        self._errors[trial.loaded.trial.id] = {**self.invalid, **errors}
+        self._errors[trial.loaded.trial.id] = {**self.invalid, **{i: located(exc, self.sources.get(i)) for i, exc in errors.items()}}
         columns = FactColumns(self.rows, {k: np.full(self.rows, np.nan) for k in facts.columns},
                               {k: (np.full(self.rows, -1), []) for k in facts.missing}, facts.imprecise)
         columns.put(np.array(sorted(set(self.profiles) - set(errors)), dtype=np.int64), facts)
         return columns
 
 
-def _resolved(trial: VectorTrial, profiles: dict[int, PatientProfile], rules: RuleSet, as_of: dt.date) -> tuple[FactColumns, dict[int, str]]:
+def _resolved(trial: VectorTrial, profiles: dict[int, PatientProfile], rules: RuleSet, as_of: dt.date) -> tuple[FactColumns, dict[int, ScreeningError]]:
     """Fact columns of the profiles the resolver accepts (in index order), and the others' errors."""
     resolved, errors = [], {}
     for index in sorted(profiles):
         try:
             resolved.append(PatientFacts(profiles[index], as_of, trial.loaded.trial.defaults, rules.codelists))
         except ScreeningError as exc:
-            errors[index] = str(exc)
+            errors[index] = exc
     return row_facts(trial, resolved), errors
 
 
