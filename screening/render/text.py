@@ -22,34 +22,58 @@ _OUTCOME_STYLE = {Outcome.MET: "green", Outcome.NOT_MET: "red", Outcome.UNKNOWN:
 
 def _number(value: float | int | str | bool | None) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"  # 23456789, never 2.346e+07
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
 
 
-def format_evidence(ev: Evidence, indent: str = "") -> list[str]:
+_CODES = frozenset({"condition", "medication", "procedure"})  # facts whose value is a code, shown as recorded
+_DATE_WORD = {"condition": ", onset", "medication": ", started"}  # what a record's date is; "on" for results
+
+
+def _recorded(ev: Evidence) -> str | None:
+    """A lab result as recorded ("<17 umol/L", "16 s, control 11.5 s"), from its source."""
+    if ev.source and ev.fact.startswith("lab.") and ": " in ev.source:
+        return ev.source.split(": ", 1)[1]
+    return None
+
+
+def _shown(ev: Evidence, recorded: str | None) -> str:
+    """The value, or the range of a censored result or an incompletely known score: "below" and
+    "above" for a strict bound ("<17 umol/L"), "at most" and "at least" otherwise."""
     if ev.value is not None:
-        shown = _number(ev.value)
-    elif ev.low is not None and ev.high is not None:
-        shown = f"{_number(ev.low)}-{_number(ev.high)}"
-    elif ev.high is not None:
-        shown = f"at most {_number(ev.high)}"
-    elif ev.low is not None:
-        shown = f"at least {_number(ev.low)}"
-    else:
-        shown = "?"
+        return _number(ev.value) if ev.fact in _CODES or not isinstance(ev.value, str) else ev.value.replace("_", " ")
+    if ev.low is not None and ev.high is not None:
+        return f"{_number(ev.low)}-{_number(ev.high)}"
+    strict = recorded is not None and recorded[:1] in "<>" and recorded[1:2] != "="
+    if ev.high is not None:
+        return f"{'below' if strict else 'at most'} {_number(ev.high)}"
+    if ev.low is not None:
+        return f"{'above' if strict else 'at least'} {_number(ev.low)}"
+    return "?"
+
+
+def format_evidence(ev: Evidence, indent: str = "") -> list[str]:
+    """The lines of one piece of evidence: label, value with unit, date, score points, the value
+    as recorded when it reads otherwise, and the parts of a derived score indented below it."""
+    recorded = _recorded(ev)
+    shown = _shown(ev, recorded)
     unit = "" if ev.unit in (None, "1") else (" years" if ev.unit == "a" else f" {ev.unit}")
-    line = f"{indent}{ev.label}: {shown}{unit}"
+    line = f"{indent}{ev.label}" if shown == ev.label else f"{indent}{ev.label}: {shown}{unit}"
     if ev.date:
-        line += f" on {ev.date.isoformat()}"
+        line += f"{_DATE_WORD.get(ev.fact, ' on')} {ev.date.isoformat()}"
     if ev.points is not None:
         line += f" -> {ev.points} point{'s' if ev.points != 1 else ''}"
-    if ev.source and ev.fact.startswith("lab.") and ":" in ev.source:
-        line += f" (recorded {ev.source.split(': ', 1)[1]})"
-    elif ev.source and ev.fact in ("condition", "medication"):
-        line += f" ({ev.source.split(' ', 1)[1]})" if " " in ev.source else ""
+    if recorded is not None and recorded != f"{shown}{unit}":
+        line += f" (recorded {recorded})"
+    elif ev.source and ev.fact in ("condition", "medication") and " " in ev.source:
+        line += f" ({ev.source.split(' ', 1)[1].replace('_', ' ')})"
+    elif ev.fact == "age" and ev.source and ev.source.startswith("birth_date: "):
+        line += f" (born {ev.source.removeprefix('birth_date: ')})"
     lines = [line]
+    if ev.fact == "imaging" and ev.value == "findings not coded" and ev.source and ev.source.startswith("imaging report: "):
+        lines.append(f'{indent}  report: "{ev.source.removeprefix("imaging report: ")}"')
     for part in ev.parts:
         lines.extend(format_evidence(part, indent + "  "))
     return lines
