@@ -4,11 +4,16 @@ pinned by the snapshots in tests/snapshots/)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pytest
+from rich.console import Console
 
-from screening.render.text import format_evidence
+from screening import load_patient, screen
+from screening.render.text import format_evidence, render_text
 from screening.results import Evidence
+
+from .conftest import AS_OF, ROOT
 
 D = dt.date(2026, 11, 10)
 
@@ -75,3 +80,70 @@ EVIDENCE_LINES = [
 def test_evidence_lines(evidence, lines):
     assert format_evidence(evidence) == lines
 
+
+# -- the page: verdict line, table, missing data -----------------------------------------------------
+
+def _page(rules, stem: str, width: int = 120, trial: str = "NCT04357600", notices: tuple[str, ...] = ()) -> list[str]:
+    out = io.StringIO()
+    result = screen(load_patient(ROOT / "patients" / "examples" / f"{stem}.json"), rules, as_of=AS_OF, trials=[trial])
+    render_text(result, Console(file=out, width=width, color_system=None), notices=notices)
+    return out.getvalue().splitlines()
+
+
+@pytest.mark.parametrize(("stem", "verdict"), [
+    ("P01-jakarta-cpb-si-eligible", "Verdict: ELIGIBLE   rules"),
+    ("P13-jakarta-liver-transplant-ineligible", "Verdict: INELIGIBLE (decided by I2, I3, E7)   rules"),
+    ("P11-beijing-inr-missing-undetermined", "Verdict: UNDETERMINED (unknown: I2)   rules"),
+    ("P18-beijing-incomplete-referral-undetermined", "Verdict: UNDETERMINED (unknown: I1, I2, I3, E1, E2)   rules"),
+])
+def test_the_verdict_line_names_the_criteria_that_decide_it_or_leave_it_open(rules, stem, verdict):
+    assert [line for line in _page(rules, stem) if line.startswith("Verdict:")][0].startswith(verdict)
+
+
+@pytest.mark.parametrize(("stem", "missing"), [
+    ("P11-beijing-inr-missing-undetermined", ["Missing data that would decide it: INR or prothrombin time with control (last 90 days) (for I2)"]),
+    # each item once, with every criterion it decides, in the table's order
+    ("P17-jakarta-conditions-not-reviewed-undetermined", [
+        "Missing data that would decide it:",
+        "  - problem list (conditions not reviewed) (for E2, E3, E5, E6, E7)",
+        "  - hCG pregnancy test (last 30 days) (for E4)",
+        "  - lactating (for E4)"]),
+    ("P18-beijing-incomplete-referral-undetermined", [
+        "Missing data that would decide it:",
+        "  - birth date (for I1)",
+        "  - Ascites grade (last 90 days) (for I2)",
+        "  - Encephalopathy grade (last 90 days) (for I2)",
+        "  - ultrasound (last 6 months) (for I3)",
+        "  - consent (for E1)",
+        "  - imaging (last 6 months) (for E2)"]),
+])
+def test_missing_data_is_listed_once_per_item_with_the_criteria_it_decides(rules, stem, missing):
+    page = _page(rules, stem)
+    start = next(i for i, line in enumerate(page) if line.startswith("Missing data"))
+    assert page[start:start + len(missing)] == missing
+    assert len(page) == start + len(missing) or not page[start + len(missing)].startswith("  - ")
+
+
+def test_a_wrapped_evidence_line_stays_indented_under_its_criterion(rules):
+    page = _page(rules, "P13-jakarta-liver-transplant-ineligible", trial="NCT03945487")
+    at = next(i for i, line in enumerate(page) if "Cirrhosis of liver (hepatitis B), explanted" in line)
+    assert page[at + 1].split("│")[3].startswith("   2021-03-15)")  # under the evidence, not under the reason
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_a_narrow_terminal_puts_the_outcome_under_the_criterion_and_keeps_every_line_within_it(rules, width):
+    page = _page(rules, "P18-beijing-incomplete-referral-undetermined", width=width)
+    assert all(len(line) <= width for line in page)
+    header = next(line for line in page if line.startswith("┃ Criterion"))
+    assert "Outcome" not in header and "Why" in header
+    row = next(i for i, line in enumerate(page) if line.startswith("│ I2 inclusion"))
+    assert page[row + 1].split("│")[1].strip() == "unknown"
+    bilirubin = next(i for i, line in enumerate(page) if "Total bilirubin:" in line)
+    continued = page[bilirubin + 1].split("│")[2]
+    assert continued.startswith("     ") and continued.strip()  # the wrapped part stays under the score's part
+
+
+def test_a_notice_comes_before_any_verdict(rules):
+    page = _page(rules, "P01-jakarta-cpb-si-eligible", notices=("the patient is recorded as deceased on 2016-04-05",))
+    assert page[:2] == ["Patient P01   screened as of 2026-11-22   engine 0.1.0",
+                        "Check before contacting: the patient is recorded as deceased on 2016-04-05"]

@@ -6,7 +6,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -86,35 +87,89 @@ def _order(result: TrialResult) -> list[CriterionResult]:
     return sorted(result.criteria, key=rank)
 
 
-def trial_table(result: TrialResult) -> Group:
-    heading = Text.assemble(
-        (f"{result.trial_id}", "bold"), f"  {result.title}\n",
-        ("Verdict: ", "bold"), (result.verdict.value.upper(), _VERDICT_STYLE[result.verdict]),
-        f"   rules {result.rules_version} ({result.rules_hash})",
-    )
-    table = Table(show_lines=True, expand=True)
-    table.add_column("Criterion", no_wrap=True)
-    table.add_column("Outcome", no_wrap=True)
-    table.add_column("Why (registry text / reason / evidence)", ratio=1)
-    for c in _order(result):
-        body = Text()
-        body.append(f"\"{c.text}\"\n", style="italic")
-        body.append(c.reason)
-        for line in (l for ev in c.evidence for l in format_evidence(ev)):
-            body.append(f"\n  {line}", style="dim")
-        if c.missing:
-            body.append("\n  missing: " + "; ".join(c.missing), style="yellow")
-        table.add_row(f"{c.id} {c.kind.value}", Text(c.outcome.value, style=_OUTCOME_STYLE[c.outcome]), body)
-    parts: list = [heading, table]
-    if result.missing:
-        parts.append(Text("Missing data that would decide it: " + "; ".join(result.missing), style="yellow"))
-    for caveat in result.caveats:
-        parts.append(Text(f"Caveat: {caveat}", style="magenta"))
+_NARROW = 100  # below this width the outcome goes under the criterion id, leaving the reasons room to read
+
+
+def _lines(lines: Sequence[str], style: str, indent: int) -> list[Padding]:
+    """Each line indented by its leading spaces plus ``indent``, wrapping under itself (a long
+    evidence line stays visibly inside its score or criterion)."""
+    return [Padding(Text(line.lstrip(" "), style=style), (0, 0, 0, indent + len(line) - len(line.lstrip(" "))), expand=False)
+            for line in lines]
+
+
+def _why(c: CriterionResult) -> Group:
+    evidence = [line for ev in c.evidence for line in format_evidence(ev)]
+    parts: list = [Text(f"\"{c.text}\"", style="italic"), Text(c.reason), *_lines(evidence, "dim", 2)]
+    if c.missing:
+        parts.extend(_lines(["missing: " + "; ".join(c.missing)], "yellow", 2))
     return Group(*parts)
 
 
-def render_text(result: ScreeningResult, console: Console) -> None:
+def _verdict(result: TrialResult) -> str:
+    """The verdict, with the criteria that decided it (ineligible) or leave it open (undetermined)."""
+    if result.verdict is Verdict.INELIGIBLE:
+        return f" (decided by {', '.join(result.deciding)})"
+    if result.verdict is Verdict.UNDETERMINED:
+        return f" (unknown: {', '.join(c.id for c in result.criteria if c.outcome is Outcome.UNKNOWN)})"
+    return ""
+
+
+def _missing(result: TrialResult) -> list:
+    """The data that would decide an undetermined verdict, each item once, with the criteria that
+    need it (one review of the problem list may settle five exclusions), in the table's order."""
+    shown = _order(result)
+    position = {c.id: i for i, c in enumerate(shown)}
+    needed_by = {item: [c.id for c in shown if item in c.missing] for item in result.missing}
+    items = [f"{item} (for {', '.join(ids)})" if ids else item
+             for item, ids in sorted(needed_by.items(), key=lambda pair: position[pair[1][0]] if pair[1] else len(shown))]
+    title = "Missing data that would decide it:"
+    if len(items) == 1:
+        return [Text(f"{title} {items[0]}", style="yellow")]
+    return [Text(title, style="yellow"), *_lines([f"- {item}" for item in items], "yellow", 2)]
+
+
+class _TrialView:
+    """A trial's result as a table: three columns, or two on a narrow terminal."""
+
+    def __init__(self, result: TrialResult) -> None:
+        self.result = result
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        result = self.result
+        yield Text.assemble(
+            (f"{result.trial_id}", "bold"), f"  {result.title}\n",
+            ("Verdict: ", "bold"), (result.verdict.value.upper(), _VERDICT_STYLE[result.verdict]), _verdict(result),
+            f"   rules {result.rules_version} ({result.rules_hash})",
+        )
+        narrow = options.max_width < _NARROW
+        table = Table(show_lines=True, expand=True)
+        table.add_column("Criterion", no_wrap=True)
+        if not narrow:
+            table.add_column("Outcome", no_wrap=True)
+        table.add_column("Why (registry text / reason / evidence)", ratio=1)
+        for c in _order(result):
+            outcome = Text(c.outcome.value, style=_OUTCOME_STYLE[c.outcome])
+            if narrow:
+                table.add_row(Text.assemble(f"{c.id} {c.kind.value}\n", outcome), _why(c))
+            else:
+                table.add_row(f"{c.id} {c.kind.value}", outcome, _why(c))
+        yield table
+        if result.missing:
+            yield from _missing(result)
+        for caveat in result.caveats:
+            yield Text(f"Caveat: {caveat}", style="magenta")
+
+
+def trial_table(result: TrialResult) -> _TrialView:
+    return _TrialView(result)
+
+
+def render_text(result: ScreeningResult, console: Console, notices: Sequence[str] = ()) -> None:
+    """The result, trial by trial; ``notices`` (e.g. that the patient is recorded as deceased) are
+    printed under the patient line, before any verdict."""
     console.print(Text.assemble(("Patient ", "bold"), result.patient_id, f"   screened as of {result.as_of.isoformat()}   engine {result.engine_version}"))
+    for notice in notices:
+        console.print(Text(f"Check before contacting: {notice}", style="bold red"))
     for trial in result.results:
         console.print()
         console.print(trial_table(trial))
