@@ -58,7 +58,8 @@ class Format(StrEnum):
 
 
 def _console() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 120, highlight=False)
+    """Piped output is 120 columns wide, unless COLUMNS says otherwise (a terminal's own width)."""
+    return Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit() else 120, highlight=False)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -113,7 +114,7 @@ def screen(
         sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     else:
         console = _console()
-        render_text(result, console)
+        render_text(result, console, notices=[w.message for w in warnings if w.code.value == "deceased"])
         render_warnings(warnings, console)
 
 

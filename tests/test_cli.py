@@ -150,6 +150,33 @@ def test_console_script_runs_as_installed(tmp_path):
     assert json.loads(done.stdout)["patient_id"] == "P01"
 
 
+def test_a_patient_recorded_as_deceased_is_flagged_before_any_verdict(tmp_path):
+    """The warning list comes after every trial's table; a coordinator deciding whether to call
+    reads the verdict first, so a death is stated under the patient line."""
+    bundle = json.loads((ROOT / "patients/fhir/P01-jakarta-cpb-si-eligible.bundle.json").read_text(encoding="utf-8"))
+    patient = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    patient["deceasedDateTime"] = "2026-11-20T06:58:56+00:00"
+    path = tmp_path / "P01-deceased.bundle.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    text = run("screen", str(path), *RULES, "--as-of", "2026-11-22")
+    assert text.exit_code == 0, text.output
+    assert text.output.splitlines()[:2] == ["Patient P01   screened as of 2026-11-22   engine 0.1.0",
+                                            "Check before contacting: the patient is recorded as deceased on 2026-11-20"]
+    assert "  kept: Patient/P01 (entry[0]): the patient is recorded as deceased on 2026-11-20" in text.output  # and still listed
+    clean = run("screen", P01, *RULES, "--as-of", "2026-11-22")
+    assert "Check before contacting" not in clean.output
+
+
+def test_text_follows_columns_when_not_printed_to_a_terminal():
+    """Piped (to less, a file, a pager) the text is 120 columns wide, unless COLUMNS says otherwise."""
+    wide = runner.invoke(app, ["screen", P11, *RULES, "--as-of", "2026-11-22", "--trial", "NCT04357600"], env={"COLUMNS": ""})
+    assert max(len(line) for line in wide.output.splitlines()) == 120
+    narrow = runner.invoke(app, ["screen", P11, *RULES, "--as-of", "2026-11-22", "--trial", "NCT04357600"], env={"COLUMNS": "70"})
+    assert narrow.exit_code == 0, narrow.output
+    assert max(len(line) for line in narrow.output.splitlines()) == 70
+    assert "Outcome" not in next(line for line in narrow.output.splitlines() if line.startswith("┃ Criterion"))
+
+
 def test_screen_a_bundle_shows_the_mapping_warnings(tmp_path):
     bundle = json.loads((ROOT / "patients/fhir/P01-jakarta-cpb-si-eligible.bundle.json").read_text(encoding="utf-8"))
     bundle["entry"] += [{"fullUrl": f"urn:uuid:imm-{i}", "resource": {

@@ -59,6 +59,15 @@ def test_text_explanation_snapshot(rules, path):
     _check_snapshot(f"{path.stem}.txt", out.getvalue())
 
 
+def test_text_explanation_snapshot_on_a_narrow_terminal(rules):
+    """60 columns: the outcome goes under the criterion id, wrapped evidence stays indented."""
+    stem = "P18-beijing-incomplete-referral-undetermined"
+    out = io.StringIO()
+    render_text(screen(load_patient(ROOT / "patients" / "examples" / f"{stem}.json"), rules, as_of=EXPECTED["as_of"]),
+                Console(file=out, width=60, color_system=None))
+    _check_snapshot(f"{stem}.60-columns.txt", out.getvalue())
+
+
 @pytest.mark.parametrize("stem", ["P01-jakarta-cpb-si-eligible", "P18-beijing-incomplete-referral-undetermined"])
 def test_json_contract_snapshot(rules, stem):
     result = screen(load_patient(ROOT / "patients" / "examples" / f"{stem}.json"), rules, as_of=EXPECTED["as_of"])
