@@ -13,6 +13,7 @@ import yaml
 from hypothesis import settings
 
 from screening import load_rules, parse_patient, screen
+from screening.results import CriterionResult
 from screening.rules.loader import LoadedTrial, RuleSet, rules_hash
 from screening.rules.model import Trial
 
@@ -74,6 +75,11 @@ def inline_ruleset(rules: RuleSet, criteria: list[dict[str, Any]], defaults: dic
 
 def evaluate_case(rules: RuleSet, case: dict[str, Any], base: dict[str, Any], as_of: dt.date, engine: str = "explain") -> str:
     """Outcome of the case's criterion (a trial's criterion by id, or an inline rule) on ``engine``."""
+    return case_result(rules, case, base, as_of, engine).outcome.value
+
+
+def case_result(rules: RuleSet, case: dict[str, Any], base: dict[str, Any], as_of: dt.date, engine: str = "explain") -> CriterionResult:
+    """The case's criterion result (outcome, evidence, missing data, reason) on ``engine``."""
     patient = parse_patient(apply_patch(base, case.get("patient", {})))
     as_of = case.get("as_of", as_of)
     if "trial" in case:
@@ -84,4 +90,4 @@ def evaluate_case(rules: RuleSet, case: dict[str, Any], base: dict[str, Any], as
             criterion["applies_when"] = case["applies_when"]
         rules, trial_id, criterion_id = inline_ruleset(rules, [criterion]), "NCT99999999", "X"
     result = screen(patient, rules, as_of=as_of, trials=[trial_id], engine=engine)
-    return next(c.outcome.value for c in result.results[0].criteria if c.id == criterion_id)
+    return next(c for c in result.results[0].criteria if c.id == criterion_id)

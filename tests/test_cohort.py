@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from screening import load_patient, screen
+from screening import load_patient, parse_patient, screen
 from screening.cli import app
 from screening.cohort import CohortSummary, read_cohort, screen_cohort
+from screening.cohort.flat import row_to_profile
 from screening.cohort.output import ResultWriter
 
 from .conftest import AS_OF, ROOT, RULES_DIR
@@ -64,6 +65,19 @@ def test_cohort_inputs_match_single_patient_screening(rules, source):
         assert row.deciding == ";".join(reference.deciding)
         assert row.missing == ";".join(reference.missing)
         assert row.criteria == ";".join(f"{c.id}={c.outcome.value}" for c in reference.criteria)
+
+
+def test_a_class_left_open_by_a_censored_result_misses_a_more_precise_one(rules, tmp_path):
+    """Bilirubin '<= 2 mg/dL' scores 1 or 2 points: Child-Pugh 6-7 is A or B, and I2 unknown for want
+    of a more precise result, in the cohort's missing column as in single-patient screening."""
+    row = pd.read_csv(COHORTS / "flat-sample.csv", dtype=str, keep_default_na=False).iloc[[0]].assign(
+        bilirubin="2.0", bilirubin_unit="mg/dL", bilirubin_comparator="<=", albumin="3.8", albumin_unit="g/dL", inr="1.2")
+    row.to_csv(tmp_path / "censored.csv", index=False)
+    results, _ = _run(tmp_path / "censored.csv", rules=rules, trials=["NCT04357600"])
+    reference = screen(parse_patient(row_to_profile(row.iloc[0].to_dict())), rules, as_of=AS_OF, trials=["NCT04357600"]).results[0]
+    assert dict(c.split("=") for c in results.criteria[0].split(";"))["I2"] == "unknown"
+    assert results.missing[0] == ";".join(reference.missing)
+    assert "more precise results for Child-Pugh class" in results.missing[0]
 
 
 @pytest.mark.parametrize("dtype", ["category", object, "string"])

@@ -344,6 +344,7 @@ def fact_columns(compiled: VectorTrial, chunk: FlatChunk, codelists: Mapping[str
             for i in range(len(values)):
                 columns[f"{key}_{i}"] = table[codes, i]
             missing[key] = _item_codes(codes, [a.missing for a in answers])
+            precise[key] = FACTS[node.fact].label
         else:
             codes, answers = facts.finding(node)
             columns[key] = np.array([np.nan if a.value is None else float(a.value) for a in answers])[codes]

@@ -156,8 +156,9 @@ def _describe_number(label: str, interval: Interval, unit: str | None, missing: 
 
 
 def imprecise(label: str) -> str:
-    """What a number test misses when the fact is known, but not precisely enough to decide it."""
-    return f"a more precise {label} result (the one recorded is censored or conflicting)"
+    """What a number or category test misses when its fact is known, but not precisely enough to
+    decide it (a censored value such as ``<17 umol/L``, or same-day values that disagree)."""
+    return f"more precise results for {label} (a value recorded is censored, or values of one day conflict)"
 
 
 def _number_test(fact_name: str, within: Window | None, accepted: Interval, negate: bool, wanted: str) -> Evaluator:
@@ -197,25 +198,29 @@ def _range(expr: Range) -> Evaluator:
 
 
 def _category_text(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value).replace("_", " ")
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value).replace("_", " ")
 
 
 def _is(expr: Is) -> Evaluator:
     name, accepted = expr.fact, expr.accepted
     wanted = " or ".join(sorted(_category_text(v) for v in accepted))
     every_value = len(FACTS[name].values)
+    yes_no = all(isinstance(v, bool) for v in FACTS[name].values)
 
     def run(facts: PatientFacts) -> NodeResult:
         fact = facts.category(name)
         if not fact.possible:
             raise EvaluatorGap(f"{fact.label} has no possible value")
         value: Truth = True if fact.possible <= accepted else (False if not (fact.possible & accepted) else None)
-        if fact.missing and value is None and len(fact.possible) == every_value:
-            reason = f"{fact.label} is not recorded (needed: {wanted})"
-        else:
+        if value is None and len(fact.possible) == every_value:
+            known = "is unknown" if fact.evidence else "is not recorded"
+            reason = f"{fact.label} {known} (needed: {wanted})"
+        elif yes_no:  # "Lactating: no (needed: yes)"
+            reason = f"{fact.label}: {_category_text(next(iter(fact.possible)))}" + ("" if value else f" (needed: {wanted})")
+        else:  # "Sex is male, not female"; "Child-Pugh class is A or B; cannot tell whether B"
             shown = " or ".join(sorted(_category_text(v) for v in fact.possible))
             reason = f"{fact.label} is {shown}" + ("" if value else f", not {wanted}" if value is False else f"; cannot tell whether {wanted}")
-        return NodeResult(value, fact.evidence, fact.missing if value is None else (), reason)
+        return NodeResult(value, fact.evidence, (fact.missing or (imprecise(fact.label),)) if value is None else (), reason)
 
     return run
 
@@ -273,6 +278,10 @@ def _imaging(expr: ImagingFinding) -> Evaluator:
         if finding.value:
             return _finding(finding, f"{kinds} shows {shown}")
         window = (within or facts.defaults.imaging_within).describe()
+        if finding.value is None and finding.evidence:  # studies whose reports were not coded
+            n = len(finding.evidence)
+            studies = f"the {kinds} in the last {window} has" if n == 1 else f"{n} {kinds} studies in the last {window} have"
+            return _finding(finding, f"{studies} no coded findings; cannot tell whether {'it shows' if n == 1 else 'they show'} {shown}")
         if finding.value is None:
             return NodeResult(None, (), finding.missing, f"no {kinds} in the last {window}")
         return _finding(finding, f"{kinds} in the last {window} does not show {shown}")
@@ -363,7 +372,7 @@ def evaluate_criterion(criterion: Criterion, facts: PatientFacts) -> CriterionRe
         elif outcome is Outcome.UNKNOWN:
             evidence = applies.evidence + rule.evidence
             missing = tuple(dict.fromkeys((applies.missing if applies.value is None else ()) + rule.missing))
-            reason = f"{rule.reason}; applies when {applies.reason}" if applies.value is None else rule.reason
+            reason = f"{rule.reason}; whether the criterion applies is unknown: {applies.reason}" if applies.value is None else rule.reason
         else:
             evidence, missing, reason = applies.evidence + rule.evidence, (), rule.reason
     return CriterionResult.trusted(

@@ -63,8 +63,8 @@ CODE = {o: np.int8(i) for i, o in enumerate(Outcome)}
 class FactColumns:
     """Flat facts of a batch of rows: a float array per key (NaN: absent) and, per leaf key, the
     items the leaf misses where it is unknown (per row a code into a list of item tuples, -1:
-    none). ``imprecise`` names the number leaves, whose unknown rows with no missing item miss
-    a more precise result (:func:`screening.evaluators.explain.imprecise`)."""
+    none). ``imprecise`` names the number and category leaves, whose unknown rows with no missing
+    item miss more precise results (:func:`screening.evaluators.explain.imprecise`)."""
 
     rows: int
     columns: dict[str, np.ndarray]

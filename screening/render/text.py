@@ -24,8 +24,8 @@ _OUTCOME_STYLE = {Outcome.MET: "green", Outcome.NOT_MET: "red", Outcome.UNKNOWN:
 def _number(value: float | int | str | bool | None) -> str:
     if isinstance(value, float):
         return f"{value:.0f}" if abs(value) >= 1e4 else f"{value:.4g}"  # 23456789, never 2.346e+07
-    if isinstance(value, bool):
-        return str(value).lower()
+    if isinstance(value, bool):  # a recorded flag ("Lactating: no"), as the reasons word it
+        return "yes" if value else "no"
     return str(value)
 
 
