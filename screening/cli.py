@@ -125,7 +125,7 @@ def screen_cohort_command(
     rules: RulesOption = None,
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Screening date, YYYY-MM-DD (default: today)")] = None,
     trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Patients per chunk (bounds memory)")] = 100_000,
+    chunk_size: Annotated[Optional[int], typer.Option("--chunk-size", min=1, help="Patients per chunk, bounding memory (default: 100,000 rows of a flat table, 5,000 profiles otherwise)")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write report.html and report.md (with charts) into this folder")] = None,
     dask: Annotated[Optional[str], typer.Option("--dask", help="Run on this Dask scheduler (tcp://host:8786), or 'local' for a LocalCluster; flat .csv/.parquet input")] = None,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Processes screening chunks side by side (0: one per core)")] = 1,
@@ -186,7 +186,7 @@ def _read_results(path: str | Path) -> pd.DataFrame:
         return pd.read_csv(path, dtype=str, keep_default_na=False) if str(path).lower().endswith(".csv") else pd.read_parquet(path)
 
 
-def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], chunk_size: int, summary: CohortSummary, workers: int,
+def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, trials: list[str], chunk_size: int | None, summary: CohortSummary, workers: int,
                     fhir_warnings: Counter[WarningCode] | None = None, unmatched: dict[str, int] | None = None) -> None:
     from .cohort import read_cohort, screen_cohort
     from .cohort.output import ResultWriter

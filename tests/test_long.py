@@ -5,6 +5,7 @@ patient the result of screening that patient's profile on its own with the refer
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 
 from screening import parse_patient, screen
 from screening.cli import app
-from screening.cohort import read_cohort, screen_cohort
+from screening.cohort import long, read_cohort, screen_cohort
 
 from .conftest import AS_OF, ROOT, RULES_DIR
 from .rule_strategies import ruleset_of, trials
@@ -335,6 +336,36 @@ def test_read_cohort_gives_long_tables_as_profiles_the_profile_model_reads():
     chunks = list(read_cohort(ROOT / "patients" / "cohorts" / "long", 4))
     assert [len(chunk) for chunk in chunks] == [4, 4, 4, 4, 3]
     assert [parse_patient(profile).id for chunk in chunks for profile in chunk][:3] == ["P01", "P02", "P03"]
+
+
+@pytest.mark.parametrize("shape", ["csv", "parquet"])
+@pytest.mark.parametrize("batch_rows", [1, 7])
+def test_tables_read_a_batch_at_a_time_give_the_same_profiles(tmp_path, monkeypatch, shape, batch_rows):
+    """Tables larger than memory are read a batch of rows at a time, each history row sorted into the
+    chunk of its patient in a temporary file: batch and chunk sizes change no profile, a patient's
+    records keep their table order, each still knows its row (for errors), and no file is left behind.
+    The history tables are written in reverse, so one batch holds rows of many chunks."""
+    folder = tmp_path / "long"
+    folder.mkdir()
+    for source in (ROOT / "patients" / "cohorts" / "long").glob("*.csv"):
+        frame = pd.read_csv(source, dtype=str)
+        frame = frame if source.stem == "patients" else frame.iloc[::-1]
+        if shape == "csv":
+            frame.to_csv(folder / source.name, index=False)
+        else:
+            frame.to_parquet(folder / f"{source.stem}.parquet", index=False)
+    whole = list(read_cohort(folder, 1000))
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
+    monkeypatch.setattr(long, "BATCH_ROWS", batch_rows)
+    for chunk_size in (1, 4):
+        chunks = list(read_cohort(folder, chunk_size))
+        assert [len(chunk) for chunk in chunks] == [min(chunk_size, 19 - start) for start in range(0, 19, chunk_size)]
+        assert [profile for chunk in chunks for profile in chunk] == whole[0]
+        assert [source for chunk in chunks for source in chunk.sources] == whole[0].sources
+    assert list(spill.iterdir()) == []
+    assert [c["icd10"] for c in whole[0][0]["conditions"]] == ["R18", "K74.6", "B18.1"]  # P01's, in the (reversed) table's order
 
 
 def test_rows_naming_no_patient_are_counted_after_the_run(rules, tmp_path):

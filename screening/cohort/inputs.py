@@ -25,10 +25,16 @@ from .long import read_long, reading, to_frame
 T = TypeVar("T")
 
 
-def read_cohort(path: str | Path, chunk_size: int = 100_000,
+TABLE_CHUNK = 100_000  # rows of a flat table per chunk (a few hundred bytes each, as columns)
+PROFILE_CHUNK = 5_000  # profiles per chunk otherwise: each a few to some 100 KB (records, models, facts)
+
+
+def read_cohort(path: str | Path, chunk_size: int | None = None,
                 on_fhir_warnings: Callable[[tuple[FhirWarning, ...]], Any] | None = None,
                 on_unmatched: Callable[[str, int], Any] | None = None) -> Iterator[pd.DataFrame | list[dict[str, Any]]]:
-    """Chunks of ``path`` for :func:`screening.cohort.screen_cohort`: frames of a ``.csv`` or
+    """Chunks of ``path`` for :func:`screening.cohort.screen_cohort` (``chunk_size`` rows or
+    profiles each; default :data:`TABLE_CHUNK` for a flat table, :data:`PROFILE_CHUNK` for profiles
+    from NDJSON, long tables or a bulk export, so memory stays bounded): frames of a ``.csv`` or
     ``.parquet`` flat table, lists of profile dicts from ``.ndjson``/``.jsonl`` (one profile per
     line), a folder of long tables, or a folder of ``*.ndjson`` files without a ``patients``
     table, read as a FHIR R4 Bulk Data export (one profile per Patient; ``on_fhir_warnings``, when
@@ -39,14 +45,14 @@ def read_cohort(path: str | Path, chunk_size: int = 100_000,
     CSV line with more fields than the header a row with only the ``__error__`` column set, so
     rows out == rows in."""
     path = Path(path)
+    flat = path.suffix.lower() in (".csv", ".parquet") and not path.is_dir()
+    chunk_size = chunk_size or (TABLE_CHUNK if flat else PROFILE_CHUNK)
     if path.is_dir() and not any((path / f"patients{suffix}").exists() for suffix in (".csv", ".parquet")) \
             and any(path.glob("*.ndjson")):
         yield from _bulk_export(path, chunk_size, on_fhir_warnings)
         return
     if path.is_dir():
-        profiles = read_long(path, on_unmatched)
-        for start in range(0, len(profiles), chunk_size):
-            yield profiles.part(start, start + chunk_size)
+        yield from read_long(path, chunk_size, on_unmatched)
         return
     suffix = path.suffix.lower()
     if suffix == ".csv":

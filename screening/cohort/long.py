@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,17 +77,18 @@ def reading(path: Path) -> Iterator[None]:
 NUMBER_COLUMNS = ("value", "control", "grade")  # the long tables' numeric columns: every other one is text
 
 
-def to_frame(table: pa.Table | pa.RecordBatch, text: Iterable[str] = ("id", "patient_id")) -> pd.DataFrame:
+def to_frame(table: pa.Table | pa.RecordBatch, text: Iterable[str] = ("id", "patient_id"), whole: frozenset[str] | None = None) -> pd.DataFrame:
     """``table`` in pandas, its integer columns among ``text`` (ids, codes) as text, as a CSV gives
     them (in pandas an integer column with a missing value is floats, and 1.0 is not the id 1); a
     column of whole floats there too (a pandas integer column with a missing value, written so),
-    unless some value is beyond the integers a float holds exactly (2**53)."""
+    unless some value is beyond the integers a float holds exactly (2**53). ``whole``, when given,
+    names the float columns to read so (decided for a whole file, of which ``table`` is a part)."""
     frame = table.to_pandas()
     for name in text:
         if name not in table.schema.names:
             continue
         column, kind = table.column(name), table.schema.field(name).type
-        if pa.types.is_floating(kind) and _whole(column):
+        if pa.types.is_floating(kind) and (name in whole if whole is not None else _whole(column)):
             column, kind = column.cast(pa.int64()), pa.int64()
         if pa.types.is_integer(kind):
             frame[name] = column.cast(pa.string()).to_pandas().to_numpy()
@@ -99,47 +101,83 @@ def _whole(column: pa.ChunkedArray) -> bool:
     return pc.all(exact).as_py() is not False
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
-    """A long table from Parquet: integer codes (SNOMED, procedure codes, ids) read as the text a CSV gives."""
-    table = pq.read_table(path)
-    return to_frame(table, [name for name in table.schema.names if name not in NUMBER_COLUMNS])
+ROW = "__row"  # a spilled record's row in its table (from 0), to name it in an error
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    """A long table from CSV. A line with more fields than the header stops the run (no row of it
-    can be named), the first data line too: pandas would take its extra fields for an index."""
-    frame = pd.read_csv(path, **CSV_OPTIONS)
-    if not isinstance(frame.index, pd.RangeIndex):
-        raise pd.errors.ParserError("the first data line has more fields than the header")
-    return frame
+@dataclass(frozen=True)
+class Table:
+    """One long table's file, its columns checked, read a batch of rows at a time. A Parquet
+    table's integer codes and ids are read as the text a CSV gives (:func:`to_frame`), float ids
+    as integers only if every id of the file is one (decided once, for all batches alike)."""
+
+    name: str
+    path: Path
+    whole: frozenset[str]  # Parquet float columns read as integer text
+
+    @classmethod
+    def find(cls, folder: Path, name: str) -> Table | None:
+        """The table ``name`` of ``folder`` (None if absent); in both formats, neither is chosen."""
+        parquet, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
+        if parquet.exists() and csv.exists():
+            raise PatientDataError(f"{csv.name} is there too: keep one", source=str(parquet))
+        for path in (parquet, csv):
+            if path.exists():
+                with reading(path):
+                    return cls(name, path, _whole_columns(path) if path is parquet else frozenset())._checked()
+        return None
+
+    @property
+    def parquet(self) -> bool:
+        return self.path.suffix == ".parquet"
+
+    @property
+    def place(self) -> Place:
+        return Place(str(self.path))
+
+    def _checked(self) -> Table:
+        """The table, if it has the column naming the patient and no column the profile has no
+        field for: without the first, no row could be given to its patient (a history table would
+        be every patient's empty history); the second would be an error row for every patient with
+        a row in the table, or, left out, a misspelt column (``onset_date``) would vanish unseen."""
+        columns = pq.read_schema(self.path).names if self.parquet else list(pd.read_csv(self.path, nrows=0, **CSV_OPTIONS).columns)
+        key = COLUMNS[self.name][0]
+        if key not in columns:
+            raise PatientDataError(f"no {key} column: its rows cannot be given to their patients", source=str(self.path))
+        for column in columns:
+            if column not in COLUMNS[self.name]:
+                hint = suggest(str(column), COLUMNS[self.name])
+                raise PatientDataError(f"unknown column {str(column)!r}{f' (did you mean {hint!r}?)' if hint else ''}; "
+                                       f"the columns of {self.name} are {', '.join(COLUMNS[self.name])}", source=str(self.path))
+        return self
+
+    def batches(self, size: int, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """The table's rows in Arrow tables of ``size`` rows (the last may be shorter), as stored:
+        a CSV file's cells as text (null: empty), a Parquet file's in their types."""
+        with reading(self.path):
+            if self.parquet:
+                for batch in pq.ParquetFile(self.path).iter_batches(batch_size=size, columns=columns):
+                    yield pa.Table.from_batches([batch])
+                return
+            with pd.read_csv(self.path, chunksize=size, usecols=columns, **CSV_OPTIONS) as reader:
+                for frame in reader:
+                    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the extra fields for an index
+                        raise pd.errors.ParserError("the first data line has more fields than the header")
+                    yield pa.Table.from_pandas(frame, pa.schema([(str(c), pa.string()) for c in frame.columns]), preserve_index=False)
+
+    def frame(self, table: pa.Table) -> pd.DataFrame:
+        """Rows of this table (from :meth:`batches`) in pandas, as the profile model reads them."""
+        if not self.parquet:
+            return table.to_pandas()
+        text = [name for name in table.schema.names if name not in NUMBER_COLUMNS and name != ROW]
+        return to_frame(table, text, self.whole)
 
 
-def _read(folder: Path, name: str) -> tuple[pd.DataFrame, Place] | None:
-    """The table ``name`` of ``folder`` (None if absent); in both formats, neither is chosen."""
-    parquet, csv = folder / f"{name}.parquet", folder / f"{name}.csv"
-    if parquet.exists() and csv.exists():
-        raise PatientDataError(f"{csv.name} is there too: keep one", source=str(parquet))
-    for path, reader in ((parquet, _read_parquet), (csv, _read_csv)):
-        if path.exists():
-            with reading(path):
-                return _checked(reader(path), name, path), Place(str(path))
-    return None
-
-
-def _checked(frame: pd.DataFrame, name: str, path: Path) -> pd.DataFrame:
-    """``frame``, if it has the column naming the patient and no column the profile has no field
-    for: without the first, no row could be given to its patient (a history table would be every
-    patient's empty history); the second would be an error row for every patient with a row in
-    the table, or, left out, a misspelt column (``onset_date``) would vanish unseen."""
-    key = COLUMNS[name][0]
-    if key not in frame.columns:
-        raise PatientDataError(f"no {key} column: its rows cannot be given to their patients", source=str(path))
-    for column in frame.columns:
-        if column not in COLUMNS[name]:
-            hint = suggest(str(column), COLUMNS[name])
-            raise PatientDataError(f"unknown column {str(column)!r}{f' (did you mean {hint!r}?)' if hint else ''}; "
-                                   f"the columns of {name} are {', '.join(COLUMNS[name])}", source=str(path))
-    return frame
+def _whole_columns(path: Path) -> frozenset[str]:
+    """A Parquet table's float id and code columns whose every value is an integer a float holds
+    exactly (:func:`to_frame`), read a column at a time."""
+    schema = pq.read_schema(path)
+    floats = [f.name for f in schema if pa.types.is_floating(f.type) and f.name not in NUMBER_COLUMNS]
+    return frozenset(name for name in floats if _whole(pq.read_table(path, columns=[name]).column(name)))
 
 
 def _ids(column: pd.Series) -> list[str | None]:
@@ -149,10 +187,21 @@ def _ids(column: pd.Series) -> list[str | None]:
     return [pid if ok else None for pid, ok in zip(text.tolist(), present)]
 
 
-def _clean(record: dict[str, Any]) -> dict[str, Any]:
-    """The cells of a row that hold a value, as they are: the profile model reads them (a number or
-    a yes/no from text, as in a JSON profile), or names the field it cannot read."""
-    return {k: v for k, v in record.items() if not blank(v)}
+def _cells(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per row, the cells that hold a value (not :func:`~screening.cohort.flat.blank`), as they
+    are: the profile model reads them (a number or a yes/no from text, as in a JSON profile), or
+    names the field it cannot read. Which cells are blank is found a column at a time."""
+    names = [str(name) for name in frame.columns]
+    values, kept = [], []
+    for name in frame.columns:
+        column = frame[name]
+        keep = column.notna()
+        if column.dtype == object:
+            text = pd.api.types.infer_dtype(column, skipna=True) == "string"
+            keep &= ~(column.str.strip().eq("") if text else column.map(blank).astype(bool))
+        values.append(column.tolist())
+        kept.append(keep.tolist())
+    return [{name: value for name, value, keep in zip(names, row, keeps) if keep} for row, keeps in zip(zip(*values), zip(*kept))]
 
 
 def _items(value: Any) -> list[Any]:
@@ -232,55 +281,141 @@ class Profiles(list):  # type: ignore[type-arg]
         return Profiles(self[start:stop], self.sources[start:stop])
 
 
-def read_long(folder: str | Path, on_unmatched: Callable[[str, int], Any] | None = None) -> Profiles:
-    """One profile dict per row of ``patients``, in that table's order, with its :class:`Source`;
-    an id on several rows of ``patients`` is an error marker on each. ``on_unmatched``, when given,
-    is called with a table's file name and its number of rows naming no patient of ``patients``
-    (an empty ``patient_id`` included), for each table with some."""
+BATCH_ROWS = 100_000  # rows of a table read at a time
+
+
+def read_long(folder: str | Path, chunk_size: int = 100_000, on_unmatched: Callable[[str, int], Any] | None = None) -> Iterator[Profiles]:
+    """Chunks of ``chunk_size`` profile dicts, one per row of ``patients`` in that table's order,
+    each with its :class:`Source`; an id on several rows of ``patients`` is an error marker on
+    each. ``on_unmatched``, when given, is called with a table's file name and its number of rows
+    naming no patient of ``patients`` (an empty ``patient_id`` included), for each table with
+    some, before the first chunk.
+
+    Memory stays bounded for tables larger than RAM: every table is read :data:`BATCH_ROWS` rows
+    at a time; the rows of the history tables are first sorted into the chunk their patient is in,
+    in temporary files (:class:`_Spill`, under ``TMPDIR``; compressed, about the tables' size),
+    and each chunk is then assembled from its own. Only the ids of ``patients`` are held
+    throughout (some 100 bytes a patient)."""
     folder = Path(folder)
-    read = _read(folder, "patients")
-    if read is None:
+    patients = Table.find(folder, "patients")
+    if patients is None:
         raise FileNotFoundError(f"{folder}: no patients.csv or patients.parquet")
-    patients, place = read
-    grouped: dict[str, tuple[Place, dict[str, tuple[list[dict[str, Any]], list[int]]]]] = {}  # per patient: records, their rows
-    lengths: dict[str, int] = {}
-    for name in TABLES:
-        if (table := _read(folder, name)) is None:
-            continue
-        frame, table_place = table
-        lengths[name] = len(frame)
-        by_patient: dict[str, tuple[list[dict[str, Any]], list[int]]] = {}
-        for row, (pid, record) in enumerate(zip(_ids(frame["patient_id"]), frame.drop(columns="patient_id").to_dict("records"))):
-            if pid is None:
-                continue  # no patient to give it to
-            item = _clean(record)
+    tables = [table for name in TABLES if (table := Table.find(folder, name)) is not None]
+    index, first_rows, repeated = _patient_rows(patients)
+    with tempfile.TemporaryDirectory(prefix="screening-long-") as spill_folder:
+        spills = {table.name: _Spill.of(table, Path(spill_folder), index, first_rows, chunk_size, on_unmatched) for table in tables}
+        del index, first_rows
+        for number, part in enumerate(_rechunk(patients.batches(BATCH_ROWS), chunk_size)):
+            histories = {name: (spill.table.place, spill.histories(number)) for name, spill in spills.items()}
+            yield _assemble(patients, patients.frame(part), number * chunk_size, histories, repeated)
+
+
+def _patient_rows(patients: Table) -> tuple[pd.Index, np.ndarray, dict[str, list[int]]]:
+    """(each id of ``patients``, once; the row it is first on; the rows of ids on several rows)."""
+    ids = pd.Series([pid for part in patients.batches(BATCH_ROWS, ["id"]) for pid in _ids(patients.frame(part)["id"])], dtype=object)
+    present = ids.notna().to_numpy()
+    firsts = ids[present & ~ids.duplicated(keep="first").to_numpy()]
+    repeated: dict[str, list[int]] = {}
+    for row, pid in ids[present & ids.duplicated(keep=False).to_numpy()].items():
+        repeated.setdefault(pid, []).append(int(row))
+    return pd.Index(firsts.to_numpy(), dtype=object), firsts.index.to_numpy(dtype=np.int64), repeated
+
+
+def _rechunk(parts: Iterable[pa.Table], size: int) -> Iterator[pa.Table]:
+    """``parts`` as tables of ``size`` rows (the last may be shorter)."""
+    held: list[pa.Table] = []
+    rows = 0
+    for part in parts:
+        held.append(part)
+        rows += len(part)
+        while rows >= size:
+            whole = pa.concat_tables(held)
+            yield whole.slice(0, size)
+            held, rows = [whole.slice(size)], rows - size
+    if rows:
+        yield pa.concat_tables(held)
+
+
+ByPatient = dict[str, tuple[list[dict[str, Any]], list[int]]]  # per patient id: records, and their rows in the table
+
+
+class _Spill:
+    """A history table's rows sorted into the chunk of ``patients`` their patient is in: an Arrow
+    IPC stream (lz4) per chunk, the rows in table order with their row numbers (:data:`ROW`)."""
+
+    OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+
+    def __init__(self, table: Table, folder: Path):
+        self.table, self.folder = table, folder
+        self.written: dict[int, Path] = {}
+
+    @classmethod
+    def of(cls, table: Table, folder: Path, index: pd.Index, first_rows: np.ndarray, chunk_size: int,
+           on_unmatched: Callable[[str, int], Any] | None) -> _Spill:
+        """``table`` read a batch at a time and its rows sorted into their chunks; rows naming no
+        patient are counted (``on_unmatched``) and dropped."""
+        spill, writers, unmatched, start = cls(table, folder), {}, 0, 0
+        try:
+            for batch in table.batches(BATCH_ROWS):
+                pids = _ids(table.frame(batch.select(["patient_id"]))["patient_id"])
+                at = index.get_indexer(pd.Index(pids, dtype=object)) if len(index) else np.full(len(pids), -1)
+                chunks = np.where(at >= 0, first_rows[np.maximum(at, 0)] // chunk_size if len(index) else -1, -1)
+                unmatched += int((at < 0).sum())
+                spill._write(writers, batch.append_column(ROW, pa.array(np.arange(start, start + len(batch), dtype=np.int64))), chunks)
+                start += len(batch)
+        finally:
+            for writer in writers.values():
+                writer.close()
+        if unmatched and on_unmatched is not None:
+            on_unmatched(table.path.name, unmatched)
+        return spill
+
+    def _write(self, writers: dict[int, Any], rows: pa.Table, chunks: np.ndarray) -> None:
+        order = np.argsort(chunks, kind="stable")
+        ordered, rows = chunks[order], rows.take(pa.array(order))
+        cuts = (np.flatnonzero(np.diff(ordered)) + 1).tolist()
+        for begin, end in zip([0, *cuts], [*cuts, len(ordered)]):
+            if end == begin or (chunk := int(ordered[begin])) < 0:
+                continue
+            if chunk not in writers:
+                path = self.written[chunk] = self.folder / f"{self.table.name}-{chunk}.arrow"
+                writers[chunk] = pa.ipc.new_stream(str(path), rows.schema, options=self.OPTIONS)
+            writers[chunk].write_table(rows.slice(begin, end - begin))
+
+    def histories(self, chunk: int) -> ByPatient:
+        """The records of the patients of chunk ``chunk`` (read once: the file is removed)."""
+        path = self.written.pop(chunk, None)
+        if path is None:
+            return {}
+        with pa.ipc.open_stream(str(path)) as reader:
+            frame = self.table.frame(reader.read_all())
+        path.unlink()
+        rows = frame.pop(ROW).tolist()
+        by_patient: ByPatient = {}
+        for row, pid, item in zip(rows, _ids(frame["patient_id"]), _cells(frame.drop(columns="patient_id"))):
             for column in LISTS:
                 if column in item:
                     item[column] = _items(item[column])
-            if (mine := by_patient.get(pid)) is None:
-                mine = by_patient[pid] = ([], [])
+            if (mine := by_patient.get(pid)) is None:  # type: ignore[arg-type]  # spilled rows name a patient
+                mine = by_patient[pid] = ([], [])  # type: ignore[index]
             mine[0].append(item)
             mine[1].append(row)
-        grouped[name] = table_place, by_patient
-    ids = _ids(patients["id"])
-    rows_of: dict[str, list[int]] = {}
-    for row, pid in enumerate(ids):
-        if pid is not None:
-            rows_of.setdefault(pid, []).append(row)
-    if on_unmatched is not None:
-        for name, (table_place, by_patient) in grouped.items():
-            matched = sum(len(rows) for pid, (_, rows) in by_patient.items() if pid in rows_of)
-            if unmatched := lengths[name] - matched:
-                on_unmatched(Path(table_place.path).name, unmatched)
+        return by_patient
+
+
+def _assemble(patients: Table, frame: pd.DataFrame, start: int, histories: dict[str, tuple[Place, ByPatient]],
+              repeated: dict[str, list[int]]) -> Profiles:
+    """The profiles of rows ``start``... of ``patients`` (``frame``), with the records of each
+    history table (its place, and the records per patient id)."""
+    place = patients.place
     profiles = Profiles()
-    for row, (pid, record) in enumerate(zip(ids, patients.to_dict("records"))):
-        if pid is not None and len(rows_of[pid]) > 1:
-            others = ", ".join(place.at(other) for other in rows_of[pid] if other != row)
+    for row, (pid, profile) in enumerate(zip(_ids(frame["id"]), _cells(frame)), start=start):
+        if pid is not None and pid in repeated:
+            others = ", ".join(place.at(other) for other in repeated[pid] if other != row)
             error = PatientDataError(f"also on {others}: the rows of other tables name either", field="id", patient_id=pid, source=place.where(row))
             profiles.append({"id": pid, ERROR_MARKER: str(error)})
             profiles.sources.append(None)
             continue
-        profile = _clean(record)
         for flag in FLAGS:  # " yes " reads as yes, as in the flat table
             if isinstance(profile.get(flag), str):
                 profile[flag] = profile[flag].strip()
@@ -288,8 +423,8 @@ def read_long(folder: str | Path, on_unmatched: Callable[[str, int], Any] | None
             profile["id"] = pid
         records: dict[str, tuple[Place, list[int]]] = {}
         for name in TABLES:
-            if name in grouped:
-                table_place, by_patient = grouped[name]
+            if name in histories:
+                table_place, by_patient = histories[name]
                 items, rows = by_patient.get(pid, ([], [])) if pid is not None else ([], [])
                 profile[name] = items
                 records[name] = table_place, rows

@@ -30,8 +30,8 @@ from ..evaluators.vectorized import FactColumns, VectorTrial, compile_trial, gro
 from ..facts.resolve import PatientFacts
 from ..logic import Verdict
 from ..patient.io import parse_patient
-from ..patient.model import PatientProfile
 from ..rules.loader import RuleSet
+from ..rules.model import Defaults
 from .cells import read_chunk
 from .columnar import fact_columns
 from .flat import ERROR_MARKER, row_to_profile
@@ -143,7 +143,7 @@ class _ProfileBatch:
     def __init__(self, chunk: list[dict[str, Any]], rules: RuleSet, as_of: dt.date):
         self.rules, self.as_of, self.rows = rules, as_of, len(chunk)
         self.patient_ids = pd.array([_patient_id(data) for data in chunk], dtype="str")
-        self.profiles: dict[int, PatientProfile] = {}
+        self.resolved: dict[int, PatientFacts] = {}  # by row, in row order
         self.invalid: dict[int, str] = {}
         # of the profiles read from long tables: where each was, to name a row of a table in an error
         self.sources: dict[int, Source] = {i: source for i, source in enumerate(getattr(chunk, "sources", ())) if source is not None}
@@ -152,7 +152,9 @@ class _ProfileBatch:
                 self.invalid[index] = data[ERROR_MARKER]
                 continue
             try:
-                self.profiles[index] = parse_patient(data)
+                # the facts of every trial share the normalized records (PatientFacts.with_defaults);
+                # a result the resolver refuses is an error whichever trial is screened
+                self.resolved[index] = PatientFacts(parse_patient(data), as_of, Defaults(), rules.codelists)
             except ScreeningError as exc:
                 self.invalid[index] = located(exc, self.sources.get(index))
         self._errors: dict[str, dict[int, str]] = {}
@@ -161,23 +163,13 @@ class _ProfileBatch:
         return self._errors[trial.loaded.trial.id]
 
     def facts(self, trial: VectorTrial) -> FactColumns:
-        facts, errors = _resolved(trial, self.profiles, self.rules, self.as_of)
-        self._errors[trial.loaded.trial.id] = {**self.invalid, **{i: located(exc, self.sources.get(i)) for i, exc in errors.items()}}
+        self._errors[trial.loaded.trial.id] = self.invalid
+        defaults = trial.loaded.trial.defaults
+        facts = row_facts(trial, (self.resolved[index].with_defaults(defaults) for index in self.resolved))
         columns = FactColumns(self.rows, {k: np.full(self.rows, np.nan) for k in facts.columns},
                               {k: (np.full(self.rows, -1), []) for k in facts.missing}, facts.imprecise)
-        columns.put(np.array(sorted(set(self.profiles) - set(errors)), dtype=np.int64), facts)
+        columns.put(np.array(list(self.resolved), dtype=np.int64), facts)
         return columns
-
-
-def _resolved(trial: VectorTrial, profiles: dict[int, PatientProfile], rules: RuleSet, as_of: dt.date) -> tuple[FactColumns, dict[int, ScreeningError]]:
-    """Fact columns of the profiles the resolver accepts (in index order), and the others' errors."""
-    resolved, errors = [], {}
-    for index in sorted(profiles):
-        try:
-            resolved.append(PatientFacts(profiles[index], as_of, trial.loaded.trial.defaults, rules.codelists))
-        except ScreeningError as exc:
-            errors[index] = exc
-    return row_facts(trial, resolved), errors
 
 
 class _TableBatch:

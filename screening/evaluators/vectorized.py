@@ -47,7 +47,7 @@ from ..rules.model import (
     trial_nodes,
 )
 from .conditions import Cond, leaf_conditions
-from .explain import evaluate as explain_node
+from .explain import compile_node
 from .explain import explained_trial, imprecise
 from .flat import LEAF_PREFIX, Slots, flatten, leaf_keys
 
@@ -324,9 +324,10 @@ def compile_trial(loaded: LoadedTrial) -> VectorTrial:
 def row_facts(compiled: VectorTrial, facts: Iterable[PatientFacts]) -> FactColumns:
     """Fact columns from the reference resolver, one patient at a time (every input kind)."""
     records, missing = [], []
+    explainers = [(key, compile_node(node)) for node, key in compiled.leaves]  # compiled once, not per patient
     for patient in facts:
         records.append(flatten(compiled.leaves, patient))
-        missing.append({key: explain_node(node, patient).missing for node, key in compiled.leaves})
+        missing.append({key: explain(patient).missing for key, explain in explainers})
     return frame_of(compiled, records, missing)
 
 
