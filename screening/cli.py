@@ -127,7 +127,7 @@ def screen_cohort_command(
     trial: Annotated[Optional[list[str]], typer.Option("--trial", help="Only this trial (repeatable)")] = None,
     chunk_size: Annotated[Optional[int], typer.Option("--chunk-size", min=1, help="Patients per chunk, bounding memory (default: 100,000 rows of a flat table, 5,000 profiles otherwise)")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Also write report.html and report.md (with charts) into this folder")] = None,
-    dask: Annotated[Optional[str], typer.Option("--dask", help="Run on this Dask scheduler (tcp://host:8786), or 'local' for a LocalCluster; flat .csv/.parquet input")] = None,
+    dask: Annotated[Optional[str], typer.Option("--dask", help="Run on this Dask scheduler (tcp://host:8786), or 'local' for a LocalCluster; a flat .csv/.parquet table or a folder of long tables")] = None,
     workers: Annotated[int, typer.Option("--workers", min=0, help="Processes screening chunks side by side (0: one per core)")] = 1,
 ) -> None:
     """Screen a cohort with the vectorized evaluator: one result row per patient and trial."""
@@ -143,7 +143,7 @@ def screen_cohort_command(
         ruleset = _rules(rules)
         selected = ruleset.select(trial or None)  # no --trial: every trial
         if dask is not None:  # the workers read and write: a URL is passed on as given
-            _screen_on_dask(cohort, out, ruleset, screening_date, selected, dask, summary)
+            _screen_on_dask(cohort, out, ruleset, screening_date, selected, dask, summary, unmatched)
         else:
             _screen_locally(Path(cohort), Path(out), ruleset, screening_date, selected, chunk_size, summary, workers or os.cpu_count() or 1,
                             fhir_warnings, unmatched)
@@ -204,24 +204,34 @@ def _screen_locally(cohort: Path, out: Path, ruleset: RuleSet, as_of: dt.date, t
             progress.update(task, description=f"screened {summary.rows} patients ({summary.errors} errors)")
 
 
-def _screen_on_dask(cohort: str, out: str, ruleset: RuleSet, as_of: dt.date, trials: list[str], address: str, summary: CohortSummary) -> None:
+def _screen_on_dask(cohort: str, out: str, ruleset: RuleSet, as_of: dt.date, trials: list[str], address: str, summary: CohortSummary,
+                    unmatched: dict[str, int]) -> None:
     from distributed import Client, LocalCluster
 
     from .cohort.distributed import read_flat, rows_with_errors, screen_dask
+    from .cohort.distributed_long import LongTables, align, read_long_dask, screen_long_dask, unmatched_rows
 
-    if not cohort.rstrip("/").lower().endswith((".csv", ".parquet")):
-        raise ScreeningError(f"{cohort}: --dask reads a flat .csv or .parquet table")
+    flat = cohort.rstrip("/").lower().endswith((".csv", ".parquet"))
+    if not flat and (cohort.lower().endswith((".ndjson", ".jsonl", ".json")) or Path(cohort).is_file()):  # not a folder of long tables
+        raise ScreeningError(f"{cohort}: --dask reads a flat .csv or .parquet table or a folder of long tables")
     if not out.rstrip("/").lower().endswith((".csv", ".parquet")):
         raise ScreeningError(f"{out}: results are written as .csv or .parquet")
     cluster = LocalCluster(processes=True, dashboard_address=None) if address == "local" else None
     with Client(cluster if cluster is not None else address):
-        results = screen_dask(read_flat(cohort), ruleset, as_of, trials).persist()
+        if flat:
+            results = screen_dask(read_flat(cohort), ruleset, as_of, trials).persist()
+        else:  # history tables joined to their patients' partitions once, for the results and the rows naming no patient
+            tables = read_long_dask(cohort)
+            aligned = align(tables)
+            aligned = LongTables({name: frame.persist() for name, frame in aligned.frames.items()}, aligned.urls, aligned.repeated)
+            results = screen_long_dask(aligned, ruleset, as_of, trials).persist()
+            unmatched.update(unmatched_rows(tables, aligned))
         if out.lower().endswith(".csv"):
             results.to_csv(out, single_file=True, index=False)
         else:
             results.astype(str).to_parquet(out, write_index=False)  # a folder of part files
         counts = results.groupby(["trial_id", "verdict"]).size().compute()
-        errors = rows_with_errors(results, len(trials))
+        errors = rows_with_errors(results, len(trials))  # each partition of results holds its patients' rows of every trial
     if cluster is not None:
         cluster.close()
     for (trial_id, verdict), n in counts.items():

@@ -14,6 +14,7 @@ from distributed import Client, LocalCluster
 from screening import durable_engine, load_rules
 from screening.cohort import CohortSummary, read_cohort, screen_cohort
 from screening.cohort.distributed import _read_csv, read_flat, rows_with_errors, screen_dask
+from screening.cohort.distributed_long import LongTables, align, read_long_dask, screen_long_dask, unmatched_rows
 from screening.cohort.flat import ERROR_MARKER
 
 from .conftest import AS_OF, ROOT, RULES_DIR
@@ -167,3 +168,64 @@ def test_cli_on_a_cluster_reads_and_writes_urls():
         memory.rm("memory://screening-cli", recursive=True)
     local = pd.concat(screen_cohort(read_cohort(FLAT), load_rules(RULES_DIR), AS_OF), ignore_index=True)
     assert sorted(written.splitlines()[1:]) == sorted(local.to_csv(index=False).splitlines()[1:])
+
+
+LONG = ROOT / "patients" / "cohorts" / "long"
+
+
+def _long_folder(folder, shape: str):
+    """The sample long tables, history rows in reverse, with a row naming no patient, a patient on
+    two rows of patients, an integer id and a result whose unit no analyte has (an error row)."""
+    folder.mkdir()
+    for source in LONG.glob("*.csv"):
+        frame = pd.read_csv(source, dtype=str)
+        if source.stem == "patients":
+            frame = pd.concat([frame, pd.DataFrame({"id": ["P02", "7"]})], ignore_index=True)
+        else:
+            frame = frame.iloc[::-1]
+            if source.stem == "observations":
+                extra = [{"patient_id": "P99", "loinc": "1975-2", "value": "1.0", "unit": "mg/dL", "date": "2026-11-01"},
+                         {"patient_id": "7", "loinc": "1975-2", "value": "1.0", "unit": "furlong", "date": "2026-11-01"}]
+                frame = pd.concat([frame, pd.DataFrame(extra)], ignore_index=True)
+        if shape == "csv":
+            frame.to_csv(folder / source.name, index=False)
+        else:
+            frame.to_parquet(folder / f"{source.stem}.parquet", index=False)
+    return folder
+
+
+@pytest.mark.parametrize("shape", ["csv", "parquet"])
+def test_long_tables_on_a_two_process_cluster_equal_the_in_process_run(client, tmp_path, shape):
+    """Each table in 3 partitions, the history rows joined to their patients' partitions: a
+    patient's rows meet in one, and the results come in the order of patients, errors and repeated
+    ids as in-process (a row named by its number, not its line: the workers do not reread a CSV file)."""
+    rules = load_rules(RULES_DIR)
+    folder = _long_folder(tmp_path / "long", shape)
+    counted = {}
+    local = pd.concat(screen_cohort(read_cohort(folder, 4, on_unmatched=counted.__setitem__), rules, AS_OF), ignore_index=True)
+    tables = read_long_dask(str(folder))
+    tables = LongTables({name: frame.repartition(npartitions=3) for name, frame in tables.frames.items()}, tables.urls)
+    aligned = align(tables)
+    on_dask = screen_long_dask(aligned, rules, AS_OF).compute().reset_index(drop=True)
+    errors = local.pop("error"), on_dask.pop("error")
+    pd.testing.assert_frame_equal(on_dask.astype(str), local.astype(str))
+    assert local.verdict.tolist().count("error") == 3 * len(rules.trials)  # P02 twice, and 7's unit
+    named = [(a, b) for a, b in zip(*errors) if a]
+    assert named and all(b == (a if shape == "parquet" else b) for a, b in named)
+    assert any(f"observations.{shape} row " in b for _, b in named) and any(f"patients.{shape} row " in b for _, b in named)
+    assert unmatched_rows(tables, aligned) == counted == {f"observations.{shape}": 1}
+
+
+def test_cli_screens_long_tables_on_a_cluster(client, tmp_path):
+    from typer.testing import CliRunner
+
+    from screening.cli import app
+
+    folder, out = _long_folder(tmp_path / "long", "parquet"), tmp_path / "results.csv"
+    result = CliRunner().invoke(app, ["screen-cohort", str(folder), "--out", str(out), "--rules", str(RULES_DIR), "--as-of", "2026-11-22",
+                                      "--dask", client.scheduler.address])
+    assert result.exit_code == 0, result.output
+    assert "21 patients screened" in result.output and "3 rows with errors" in result.output
+    assert "observations.parquet 1" in " ".join(result.output.split())
+    local = pd.concat(screen_cohort(read_cohort(folder), load_rules(RULES_DIR), AS_OF), ignore_index=True)
+    assert out.read_text().splitlines()[1:] == local.to_csv(index=False).splitlines()[1:]

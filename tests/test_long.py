@@ -390,11 +390,12 @@ def test_a_csv_table_rewritten_between_runs_names_its_new_lines(rules, tmp_path)
     assert _screened(rules, folder).error[0].startswith("conditions.csv line 4: ")
 
 
-def test_long_tables_on_dask_are_refused_before_a_cluster_starts(tmp_path):
-    """--dask screens a flat table (README, "On a Dask cluster"): long tables would need a patient's rows gathered across partitions."""
-    folder = _long(tmp_path / "long", patients="id\nP1\n")
-    result = CliRunner().invoke(app, ["screen-cohort", str(folder), "--out", str(tmp_path / "r.csv"), "--rules", str(RULES_DIR),
+def test_ndjson_on_dask_is_refused_before_a_cluster_starts(tmp_path):
+    """--dask screens a flat table or a folder of long tables (README, "On a Dask cluster")."""
+    cohort = tmp_path / "cohort.ndjson"
+    cohort.write_text('{"id": "P1"}\n')
+    result = CliRunner().invoke(app, ["screen-cohort", str(cohort), "--out", str(tmp_path / "r.csv"), "--rules", str(RULES_DIR),
                                       "--as-of", "2026-11-22", "--dask", "local"])
     assert result.exit_code == 2
-    assert "--dask reads a flat .csv or .parquet table" in " ".join(result.output.split())
+    assert "--dask reads a flat .csv or .parquet table or a folder of long tables" in " ".join(result.output.split())
     assert not (tmp_path / "r.csv").exists()

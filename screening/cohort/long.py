@@ -135,19 +135,8 @@ class Table:
         return Place(str(self.path))
 
     def _checked(self) -> Table:
-        """The table, if it has the column naming the patient and no column the profile has no
-        field for: without the first, no row could be given to its patient (a history table would
-        be every patient's empty history); the second would be an error row for every patient with
-        a row in the table, or, left out, a misspelt column (``onset_date``) would vanish unseen."""
         columns = pq.read_schema(self.path).names if self.parquet else list(pd.read_csv(self.path, nrows=0, **CSV_OPTIONS).columns)
-        key = COLUMNS[self.name][0]
-        if key not in columns:
-            raise PatientDataError(f"no {key} column: its rows cannot be given to their patients", source=str(self.path))
-        for column in columns:
-            if column not in COLUMNS[self.name]:
-                hint = suggest(str(column), COLUMNS[self.name])
-                raise PatientDataError(f"unknown column {str(column)!r}{f' (did you mean {hint!r}?)' if hint else ''}; "
-                                       f"the columns of {self.name} are {', '.join(COLUMNS[self.name])}", source=str(self.path))
+        check_columns(self.name, columns, str(self.path))
         return self
 
     def batches(self, size: int, columns: list[str] | None = None) -> Iterator[pa.Table]:
@@ -170,6 +159,23 @@ class Table:
             return table.to_pandas()
         text = [name for name in table.schema.names if name not in NUMBER_COLUMNS and name != ROW]
         return to_frame(table, text, self.whole)
+
+
+def check_columns(name: str, columns: Iterable[str], source: str) -> None:
+    """Stop the run unless table ``name`` has the column naming the patient and no column the
+    profile has no field for: without the first, no row could be given to its patient (a history
+    table would be every patient's empty history); the second would be an error row for every
+    patient with a row in the table, or, left out, a misspelt column (``onset_date``) would vanish
+    unseen."""
+    columns = [str(column) for column in columns]
+    key = COLUMNS[name][0]
+    if key not in columns:
+        raise PatientDataError(f"no {key} column: its rows cannot be given to their patients", source=source)
+    for column in columns:
+        if column not in COLUMNS[name]:
+            hint = suggest(column, COLUMNS[name])
+            raise PatientDataError(f"unknown column {column!r}{f' (did you mean {hint!r}?)' if hint else ''}; "
+                                   f"the columns of {name} are {', '.join(COLUMNS[name])}", source=source)
 
 
 def _whole_columns(path: Path) -> frozenset[str]:
@@ -219,10 +225,11 @@ class Place:
     them (counted only when a row is named), a Parquet row by its number from 1."""
 
     path: str
+    lines: bool = True  # a CSV row named by its line (False: by its number, as where the file cannot be reread)
 
     def at(self, row: int) -> str:
         """``line N`` or ``row N`` of data row ``row`` (from 0)."""
-        if self.path.lower().endswith(".parquet"):
+        if not self.lines or self.path.lower().endswith(".parquet"):
             return f"row {row + 1}"
         stat = os.stat(self.path)
         return f"line {_record_lines(self.path, stat.st_mtime_ns, stat.st_size)[row]}"
@@ -390,26 +397,41 @@ class _Spill:
         with pa.ipc.open_stream(str(path)) as reader:
             frame = self.table.frame(reader.read_all())
         path.unlink()
-        rows = frame.pop(ROW).tolist()
-        by_patient: ByPatient = {}
-        for row, pid, item in zip(rows, _ids(frame["patient_id"]), _cells(frame.drop(columns="patient_id"))):
-            for column in LISTS:
-                if column in item:
-                    item[column] = _items(item[column])
-            if (mine := by_patient.get(pid)) is None:  # type: ignore[arg-type]  # spilled rows name a patient
-                mine = by_patient[pid] = ([], [])  # type: ignore[index]
-            mine[0].append(item)
-            mine[1].append(row)
-        return by_patient
+        return by_patient(frame)
+
+
+def by_patient(frame: pd.DataFrame) -> ByPatient:
+    """The records of a history table's rows (``frame``, with their row numbers in :data:`ROW`)
+    per patient id, in ``frame``'s order; rows naming no patient are left out."""
+    rows = frame[ROW].tolist()
+    records: ByPatient = {}
+    for row, pid, item in zip(rows, _ids(frame["patient_id"]), _cells(frame.drop(columns=["patient_id", ROW]))):
+        if pid is None:
+            continue
+        for column in LISTS:
+            if column in item:
+                item[column] = _items(item[column])
+        if (mine := records.get(pid)) is None:
+            mine = records[pid] = ([], [])
+        mine[0].append(item)
+        mine[1].append(row)
+    return records
 
 
 def _assemble(patients: Table, frame: pd.DataFrame, start: int, histories: dict[str, tuple[Place, ByPatient]],
               repeated: dict[str, list[int]]) -> Profiles:
     """The profiles of rows ``start``... of ``patients`` (``frame``), with the records of each
     history table (its place, and the records per patient id)."""
-    place = patients.place
+    return assemble(patients.place, frame, range(start, start + len(frame)), histories, repeated)
+
+
+def assemble(place: Place, frame: pd.DataFrame, rows: Iterable[int], histories: dict[str, tuple[Place, ByPatient]],
+             repeated: dict[str, list[int]]) -> Profiles:
+    """The profiles of rows ``rows`` of the patients table at ``place`` (``frame``), with the
+    records of each history table (its place, and the records per patient id); an id in
+    ``repeated`` (its rows) is an error marker naming the other rows."""
     profiles = Profiles()
-    for row, (pid, profile) in enumerate(zip(_ids(frame["id"]), _cells(frame)), start=start):
+    for row, pid, profile in zip(rows, _ids(frame["id"]), _cells(frame)):
         if pid is not None and pid in repeated:
             others = ", ".join(place.at(other) for other in repeated[pid] if other != row)
             error = PatientDataError(f"also on {others}: the rows of other tables name either", field="id", patient_id=pid, source=place.where(row))
@@ -424,10 +446,10 @@ def _assemble(patients: Table, frame: pd.DataFrame, start: int, histories: dict[
         records: dict[str, tuple[Place, list[int]]] = {}
         for name in TABLES:
             if name in histories:
-                table_place, by_patient = histories[name]
-                items, rows = by_patient.get(pid, ([], [])) if pid is not None else ([], [])
+                table_place, of_patient = histories[name]
+                items, item_rows = of_patient.get(pid, ([], [])) if pid is not None else ([], [])
                 profile[name] = items
-                records[name] = table_place, rows
+                records[name] = table_place, item_rows
             elif name not in CLOSED_WORLD:
                 profile[name] = []
         profiles.append(profile)
