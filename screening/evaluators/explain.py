@@ -155,6 +155,12 @@ def _describe_number(label: str, interval: Interval, unit: str | None, missing: 
     return f"{label} is between {low} and {high}{unit_text}"
 
 
+def _noted(text: str, notes: Sequence[str]) -> str:
+    """``text`` with the fact's notes (what its answer set aside, such as a result older than the
+    look-back window) in parentheses, so a reader is not left looking for a record the answer saw."""
+    return f"{text} ({'; '.join(notes)})" if notes else text
+
+
 def imprecise(label: str) -> str:
     """What a number or category test misses when its fact is known, but not precisely enough to
     decide it (a censored value such as ``<17 umol/L``, or same-day values that disagree)."""
@@ -169,7 +175,7 @@ def _number_test(fact_name: str, within: Window | None, accepted: Interval, nega
         value = check(fact.interval, accepted)
         if negate:
             value = logic.not_(value)
-        reason = f"{_describe_number(fact.label, fact.interval, fact.unit, bool(fact.missing))}, which {_VERB[value]} {wanted}"
+        reason = f"{_noted(_describe_number(fact.label, fact.interval, fact.unit, bool(fact.missing)), fact.notes)}, which {_VERB[value]} {wanted}"
         missing = (fact.missing or (imprecise(fact.label),)) if value is None else ()
         return NodeResult(value, fact.evidence, missing, reason)
 
@@ -220,7 +226,7 @@ def _is(expr: Is) -> Evaluator:
         else:  # "Sex is male, not female"; "Child-Pugh class is A or B; cannot tell whether B"
             shown = " or ".join(sorted(_category_text(v) for v in fact.possible))
             reason = f"{fact.label} is {shown}" + ("" if value else f", not {wanted}" if value is False else f"; cannot tell whether {wanted}")
-        return NodeResult(value, fact.evidence, (fact.missing or (imprecise(fact.label),)) if value is None else (), reason)
+        return NodeResult(value, fact.evidence, (fact.missing or (imprecise(fact.label),)) if value is None else (), _noted(reason, fact.notes))
 
     return run
 
@@ -283,7 +289,7 @@ def _imaging(expr: ImagingFinding) -> Evaluator:
             studies = f"the {kinds} in the last {window} has" if n == 1 else f"{n} {kinds} studies in the last {window} have"
             return _finding(finding, f"{studies} no coded findings; cannot tell whether {'it shows' if n == 1 else 'they show'} {shown}")
         if finding.value is None:
-            return NodeResult(None, (), finding.missing, f"no {kinds} in the last {window}")
+            return NodeResult(None, (), finding.missing, _noted(f"no {kinds} in the last {window}", finding.notes))
         return _finding(finding, f"{kinds} in the last {window} does not show {shown}")
 
     return run
@@ -297,7 +303,7 @@ def _lab_result(expr: LabResult) -> Evaluator:
         finding = facts.lab_result(analyte, positive, within)
         if finding.value is None and not finding.evidence:
             window = (within or facts.defaults.lab_within).describe()
-            return NodeResult(None, (), finding.missing, f"no {label} result in the last {window}")
+            return NodeResult(None, (), finding.missing, _noted(f"no {label} result in the last {window}", finding.notes))
         shown = " and ".join(sorted({str(e.value) for e in finding.evidence}))
         return _finding(finding, {True: f"{label} is {shown}", False: f"{label} is {shown}, not {result}", None: f"{label} is {shown}: inconclusive"}[finding.value])
 

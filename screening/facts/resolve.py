@@ -15,7 +15,7 @@ import datetime as dt
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
@@ -56,13 +56,15 @@ _UNSET = object()
 
 class NumberFact(NamedTuple):
     """A number question's answer: the possible values, with evidence and what is missing. The
-    answers are tuples: a patient's screening builds dozens of them."""
+    answers are tuples: a patient's screening builds dozens of them. ``notes`` word, for the
+    reason, what the answer set aside (see :class:`Finding`); a derived score carries its inputs'."""
 
     label: str
     interval: Interval
     unit: str | None = None
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 class CategoryFact(NamedTuple):
@@ -70,15 +72,22 @@ class CategoryFact(NamedTuple):
     possible: frozenset
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # as NumberFact's (the Child-Pugh class carries its score's)
 
 
 class Finding(NamedTuple):
-    """The answer to a record question (condition, medication, procedure, imaging, qualitative lab)."""
+    """The answer to a record question (condition, medication, procedure, imaging, qualitative lab).
+
+    ``notes`` word, for the reason, the records the question found but set aside, which a reader
+    would otherwise look for: the latest one older than the look-back window when none is inside
+    it (:func:`older`). They never change the answer, and they are not missing data: ``missing``
+    names what to obtain (and is counted across patients), a note says what was there."""
 
     value: Truth
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
     reviewed: str = ""  # what was looked at, for the reason ("3 conditions", "the procedure history")
+    notes: tuple[str, ...] = ()
 
 
 class _Lab(NamedTuple):
@@ -117,6 +126,13 @@ def completed_years(birth: dt.date, as_of: dt.date) -> int:
 
 def _label_window(label: str, window: Window) -> str:
     return f"{label} (last {window.describe()})"
+
+
+def older(label: str, dates: Iterable[dt.date]) -> tuple[str, ...]:
+    """The note on records found only before a look-back window: the latest of ``dates`` (records
+    before the window's start), e.g. "the latest INR, on 2026-08-23, is older"; none without any."""
+    latest = max(dates, default=None)
+    return () if latest is None else (f"the latest {label}, on {latest.isoformat()}, is older",)
 
 
 def censored(value: float, comparator: Comparator | None) -> Interval:
@@ -330,7 +346,8 @@ class PatientFacts:
         start = window.start(self.as_of)
         results = [lab for lab in self._labs.get(analyte, ()) if lab.date >= start]  # none is after the screening date
         if not results:
-            return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),))
+            notes = older(info.display, (lab.date for lab in self._labs.get(analyte, ()) if lab.date < start))
+            return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),), notes=notes)
         if len(results) == 1:
             return NumberFact(info.display, results[0].interval, info.unit, (self._memo(self._lab_evidence, results[0]),))
         latest = max(lab.date for lab in results)
@@ -349,7 +366,8 @@ class PatientFacts:
         start = window.start(self.as_of)
         found = [(a.date, a.grade) for a in self.profile.assessments if a.name is name and start <= a.date <= self.as_of]
         if not found:
-            return NumberFact(label, Interval(), missing=(_label_window(label, window),))
+            notes = older(label, (a.date for a in self.profile.assessments if a.name is name and a.date < start))
+            return NumberFact(label, Interval(), missing=(_label_window(label, window),), notes=notes)
         latest = max(d for d, _ in found)
         grades = sorted({g for d, g in found if d == latest})
         ev = tuple(Evidence.trusted(fact=f"assessment.{name.value}", label=label, value=g, date=latest, source="assessment") for g in grades)
@@ -370,7 +388,8 @@ class PatientFacts:
             if pt.evidence:
                 coagulation = (pt, child_pugh.prothrombin_prolongation_points)
             else:
-                coagulation = (NumberFact("INR", Interval(), missing=(_label_window("INR or prothrombin time with control", lab_window),)), child_pugh.inr_points)
+                coagulation = (NumberFact("INR", Interval(), missing=(_label_window("INR or prothrombin time with control", lab_window),),
+                                          notes=inr.notes + pt.notes), child_pugh.inr_points)
         components: dict[str, tuple[NumberFact, Callable[[float], int]]] = {
             "bilirubin": (self.lab("bilirubin", lab_window), child_pugh.bilirubin_points),
             "albumin": (self.lab("albumin", lab_window), child_pugh.albumin_points),
@@ -382,7 +401,9 @@ class PatientFacts:
         parts: list[Evidence] = []
         low = high = 0
         missing: list[str] = []
+        notes: list[str] = []
         for component, (fact, score) in components.items():
+            notes.extend(fact.notes)
             if fact.evidence:
                 p_low, p_high = points_range(fact.interval, score)
             else:
@@ -393,7 +414,7 @@ class PatientFacts:
             exact = p_low if p_low == p_high else None
             part_evidence = tuple(ev.replaced(points=exact) for ev in fact.evidence)
             parts.extend(part_evidence)
-            points[component] = NumberFact(label, Interval(p_low, p_high), evidence=part_evidence, missing=fact.missing)
+            points[component] = NumberFact(label, Interval(p_low, p_high), evidence=part_evidence, missing=fact.missing, notes=fact.notes)
         score_ev = Evidence.trusted(
             fact="child_pugh.score",
             label="Child-Pugh score",
@@ -402,7 +423,7 @@ class PatientFacts:
             high=None if low == high else float(high),
             parts=tuple(parts),
         )
-        return NumberFact("Child-Pugh score", Interval(low, high), evidence=(score_ev,), missing=tuple(missing)), points
+        return NumberFact("Child-Pugh score", Interval(low, high), evidence=(score_ev,), missing=tuple(missing), notes=tuple(notes)), points
 
     # -- MELD family ---------------------------------------------------------------------------
 
@@ -414,12 +435,14 @@ class PatientFacts:
         ranges: list[tuple[float, ...]] = []
         parts: list[Evidence] = []
         missing: list[str] = []
+        notes: list[str] = []
         tested: dt.date | None = None
         for analyte in MELD_INPUTS[name]:
             fact = self.lab(analyte, window)
             ranges.append(meld_input(analyte, fact.interval if fact.evidence else None))
             parts.extend(fact.evidence)
             missing.extend(fact.missing)
+            notes.extend(fact.notes)
             if analyte == "creatinine" and fact.evidence:
                 tested = max(ev.date for ev in fact.evidence)  # type: ignore[type-var]
         flags: list[tuple[bool, ...]] = [MELD_DIALYSIS_UNKNOWN]
@@ -441,7 +464,7 @@ class PatientFacts:
         label = SCORES[name]
         ev = Evidence.trusted(fact=name, label=label, value=low if low == high else None, low=None if low == high else float(low),
                               high=None if low == high else float(high), parts=tuple(parts))
-        return NumberFact(label, Interval(low, high), evidence=(ev,), missing=tuple(missing))
+        return NumberFact(label, Interval(low, high), evidence=(ev,), missing=tuple(missing), notes=tuple(notes))
 
     # -- categories ----------------------------------------------------------------------------
 
@@ -453,7 +476,7 @@ class PatientFacts:
     def _child_pugh_class(self, lab_window: Window, assessment_window: Window) -> CategoryFact:
         score = self._memo(self._child_pugh_in, lab_window, assessment_window)[0]
         classes = frozenset(child_pugh.child_pugh_class(t) for t in range(int(score.interval.low), int(score.interval.high) + 1))
-        return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing)
+        return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing, score.notes)
 
     def _category(self, name: str) -> CategoryFact:
         spec = fact_spec(name, "category")
@@ -567,7 +590,8 @@ class PatientFacts:
         studies = [s for s in self.profile.imaging if start <= s.date <= self.as_of and (not modalities or s.modality in modalities)]
         kinds = "/".join(m.value for m in modalities) or "imaging"
         if not studies:
-            return Finding(None, missing=(_label_window(kinds, window),))
+            notes = older(kinds, (s.date for s in self.profile.imaging if s.date < start and (not modalities or s.modality in modalities)))
+            return Finding(None, missing=(_label_window(kinds, window),), notes=notes)
         showing = [s for s in studies if s.findings is not None and finding in s.findings]
         uncoded = [s for s in studies if s.findings is None]
         if not showing and uncoded:
@@ -590,7 +614,8 @@ class PatientFacts:
         start = window.start(self.as_of)
         results = [q for q in self._qualitative.get(analyte, ()) if start <= q.date <= self.as_of]
         if not results:
-            return Finding(None, missing=(_label_window(info.display, window),))
+            notes = older(info.display, (q.date for q in self._qualitative.get(analyte, ()) if q.date < start))
+            return Finding(None, missing=(_label_window(info.display, window),), notes=notes)
         latest = max(q.date for q in results)
         same_day = sorted(((q, self._memo(self._qualitative_evidence, q)) for q in results if q.date == latest), key=lambda pair: (pair[1].source or "", pair[0].result.value))
         signs = {True if q.result in POSITIVE_RESULTS else False if q.result in NEGATIVE_RESULTS else None for q, _ in same_day}
