@@ -49,6 +49,9 @@ DIALYSIS_WINDOW = Window(days=7)  # OPTN: dialysis at least twice in the prior w
 # (a result filled in later may be from any day of the look-back window), so both are possible;
 # creatinine then spans its domain, up to the value dialysis sets, and the score every value.
 MELD_DIALYSIS_UNKNOWN = (False, True)
+# Analytes read as the difference from the laboratory's control (prothrombin time: the
+# prolongation over control, which Child-Pugh scores); a result without its control is not used.
+READ_OVER_CONTROL = frozenset({"prothrombin_time"})
 
 T = TypeVar("T")
 _UNSET = object()
@@ -227,7 +230,7 @@ def read_result(obs: Observation, i: int, patient_id: str) -> _Lab | _Qualitativ
     if interval.is_empty():  # "< 0": no concentration is below zero
         raise PatientDataError(f"{analyte.display} cannot be {obs.comparator.value}{obs.value} {obs.unit}", field=f"observations[{i}].value",
                                patient_id=patient_id)
-    if analyte.name == "prothrombin_time":
+    if analyte.name in READ_OVER_CONTROL:
         if obs.control is None:
             return None
         control = to_canonical(analyte.name, obs.control, obs.unit or "s")
@@ -255,15 +258,19 @@ class PatientFacts:
     codelists: Mapping[str, CodeList]
     _labs: dict[str, list[_Lab]] = field(default_factory=dict, init=False)
     _qualitative: dict[str, list[_Qualitative]] = field(default_factory=dict, init=False)
+    _without_control: dict[str, list[dt.date]] = field(default_factory=dict, init=False)  # dates of results not used for want of one
     _cache: dict = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         """Check every result the rules could use (a bad unit or value is an error whichever trial
-        is screened) and index them by analyte; evidence is built on first use."""
+        is screened) and index them by analyte; evidence is built on first use. The dates of
+        results recorded without the control they are read over (:data:`READ_OVER_CONTROL`) are
+        kept for the reason that misses them."""
         if not isinstance(self.codelists, CodeLists):
             self.codelists = CodeLists(self.codelists)
         labs: dict[str, list[_Lab]] = defaultdict(list)
         qualitative: dict[str, list[_Qualitative]] = defaultdict(list)
+        without_control: dict[str, list[dt.date]] = defaultdict(list)
         if self.profile.birth_date and self.profile.birth_date > self.as_of:
             raise PatientDataError("birth date is after the screening date", field="birth_date", patient_id=self.profile.id)
         for i, obs in enumerate(self.profile.observations):
@@ -274,8 +281,11 @@ class PatientFacts:
                 labs[read.analyte].append(read)
             elif isinstance(read, _Qualitative):
                 qualitative[read.analyte].append(read)
+            elif obs.value is not None and obs.control is None and (analyte := ANALYTE_BY_LOINC.get(obs.loinc)) and analyte.name in READ_OVER_CONTROL:
+                without_control[analyte.name].append(obs.date)
         self._labs = dict(labs)
         self._qualitative = dict(qualitative)
+        self._without_control = dict(without_control)
 
     def _lab_evidence(self, lab: _Lab) -> Evidence:
         """The evidence of a numeric result: its canonical value (or range) and the value as
@@ -342,11 +352,15 @@ class PatientFacts:
         return self._memo(self._lab, analyte, window)
 
     def _lab(self, analyte: str, window: Window) -> NumberFact:
+        """The latest result in the window; without one, notes on a result in it recorded without
+        its control (then not used) and on the latest result before it."""
         info = ANALYTES[analyte]
         start = window.start(self.as_of)
         results = [lab for lab in self._labs.get(analyte, ()) if lab.date >= start]  # none is after the screening date
         if not results:
-            notes = older(info.display, (lab.date for lab in self._labs.get(analyte, ()) if lab.date < start))
+            uncontrolled = max((d for d in self._without_control.get(analyte, ()) if d >= start), default=None)
+            notes = () if uncontrolled is None else (f"the {info.display} on {uncontrolled.isoformat()} was recorded without its control",)
+            notes += older(info.display, (lab.date for lab in self._labs.get(analyte, ()) if lab.date < start))
             return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),), notes=notes)
         if len(results) == 1:
             return NumberFact(info.display, results[0].interval, info.unit, (self._memo(self._lab_evidence, results[0]),))
