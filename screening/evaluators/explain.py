@@ -42,6 +42,7 @@ from ..rules.model import (
     Not,
     Op,
     Range,
+    Timing,
     Window,
 )
 
@@ -238,11 +239,16 @@ def _finding(finding, reason: str) -> NodeResult:
     return NodeResult(finding.value, finding.evidence, finding.missing if finding.value is None else (), reason)
 
 
-def _records(what: str, codes: str, timing: str, find: Callable[[PatientFacts], Any]) -> Evaluator:
+def _records(what: str, codes: str, timing: str, find: Callable[[PatientFacts], Any], none: str = "none") -> Evaluator:
+    """A record question's reason; ``none`` words its answer when matching records were all set
+    aside by their timing ("none current"), each then noted with how it ended."""
+
     def run(facts: PatientFacts) -> NodeResult:
         finding = find(facts)
         title = facts.codelists[codes].title
         if finding.value is False:
+            if finding.notes:  # "Hepatitis B antiviral therapy [active]: none current (Viread 300 mg stopped 2026-06-01)"
+                return _finding(finding, _noted(f"{title} [{timing}]: {none}", finding.notes))
             return _finding(finding, f"no {title} [{timing}] among {finding.reviewed}")
         if finding.value is None and not finding.evidence:
             return NodeResult(None, (), finding.missing, f"{title} [{timing}]: the {what} was not reviewed")
@@ -256,14 +262,18 @@ def _timing(expr: HasCondition | HasMedication) -> str:
     return expr.timing.value + (f" in the last {expr.within.describe()}" if expr.within else "")
 
 
+def _none(expr: HasCondition | HasMedication) -> str:
+    return "none current" if expr.timing is Timing.ACTIVE else "none in that time"
+
+
 def _condition(expr: HasCondition) -> Evaluator:
     codes, timing, within = expr.codes, expr.timing, expr.within
-    return _records("problem list", codes, _timing(expr), lambda facts: facts.condition(codes, timing, within))
+    return _records("problem list", codes, _timing(expr), lambda facts: facts.condition(codes, timing, within), _none(expr))
 
 
 def _medication(expr: HasMedication) -> Evaluator:
     codes, timing, within = expr.codes, expr.timing, expr.within
-    return _records("medication list", codes, _timing(expr), lambda facts: facts.medication(codes, timing, within))
+    return _records("medication list", codes, _timing(expr), lambda facts: facts.medication(codes, timing, within), _none(expr))
 
 
 def _procedure(expr: HasProcedure) -> Evaluator:

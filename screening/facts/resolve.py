@@ -31,6 +31,8 @@ from ..patient.model import (
     AssessmentName,
     Comparator,
     Condition,
+    ConditionStatus,
+    Medication,
     MedicationStatus,
     Observation,
     PatientProfile,
@@ -83,7 +85,8 @@ class Finding(NamedTuple):
 
     ``notes`` word, for the reason, the records the question found but set aside, which a reader
     would otherwise look for: the latest one older than the look-back window when none is inside
-    it (:func:`older`). They never change the answer, and they are not missing data: ``missing``
+    it (:func:`older`); the conditions and medications that match but ended before the time
+    asked about (:func:`ended`), when none counts. They never change the answer, and they are not missing data: ``missing``
     names what to obtain (and is counted across patients), a note says what was there."""
 
     value: Truth
@@ -136,6 +139,20 @@ def older(label: str, dates: Iterable[dt.date]) -> tuple[str, ...]:
     before the window's start), e.g. "the latest INR, on 2026-08-23, is older"; none without any."""
     latest = max(dates, default=None)
     return () if latest is None else (f"the latest {label}, on {latest.isoformat()}, is older",)
+
+
+def ended(record: Condition | Medication) -> str:
+    """The note on a matching condition or medication its timing set aside: how and when it
+    ended, as recorded ("Viread 300 mg stopped 2026-06-01", "F10.2 in remission")."""
+    if isinstance(record, Medication):
+        if record.end is None:
+            return f"{record.name} {record.status.value.replace('_', ' ')}"
+        word = "ended" if record.status in (MedicationStatus.ACTIVE, MedicationStatus.ON_HOLD) else record.status.value
+        return f"{record.name} {word} {record.end.isoformat()}"
+    label = record.display or record.icd10 or f"SNOMED {record.snomed}"
+    if record.resolved is not None:
+        return f"{label} resolved {record.resolved.isoformat()}"
+    return f"{label} {'in remission' if record.status is ConditionStatus.REMISSION else record.status.value}"
 
 
 def censored(value: float, comparator: Comparator | None) -> Interval:
@@ -525,7 +542,7 @@ class PatientFacts:
         if not matching:  # the usual answer to an exclusion's question
             return Finding(False, (), (), reviewed)
         start = within.start(self.as_of) if within else None
-        hits = [(self._timed(timing, start, c.resolved, active), ev) for c, active, ev in matching]
+        hits = [(self._timed(timing, start, c.resolved, active), ev, c) for c, active, ev in matching]
         return self._combine(hits, self.codelists[codes].title, reviewed)
 
     def _conditions(self) -> dict[str, list[tuple[Condition, bool, Evidence]]]:
@@ -554,7 +571,7 @@ class PatientFacts:
         if self.profile.medications is None:
             return Finding(None, missing=("medication list (not reviewed)",))
         start = within.start(self.as_of) if within else None
-        hits: list[tuple[Truth, Evidence]] = []
+        hits: list[tuple[Truth, Evidence, Medication]] = []
         for m in self.profile.medications:
             matched = self.codelists.for_medication((m.name, *m.ingredients), m.atc, m.rxnorm).get(codes)
             if not matched:
@@ -566,7 +583,7 @@ class PatientFacts:
             value = self._timed(timing, start, m.end + dt.timedelta(days=1) if m.end else None, m.status is MedicationStatus.ACTIVE)
             ev = Evidence.trusted(fact="medication", label=m.name, value=m.atc or name or m.rxnorm, date=m.start,
                                   source=f"medication {m.status.value}" + (f", ended {m.end.isoformat()}" if m.end else ""))
-            hits.append((value, ev))
+            hits.append((value, ev, m))
         return self._combine(hits, self.codelists[codes].title, _count(len(self.profile.medications), "medication"))
 
     def procedure(self, codes: str, within: Window | None, at_least: int = 1, ending: dt.date | None = None) -> Finding:
@@ -650,14 +667,17 @@ class PatientFacts:
         return True if ongoing else None  # stopped at an unknown date: maybe inside the window
 
     @staticmethod
-    def _combine(hits: list[tuple[Truth, Evidence]], title: str, reviewed: str) -> Finding:
+    def _combine(hits: list[tuple[Truth, Evidence, Condition | Medication]], title: str, reviewed: str) -> Finding:
+        """The answer from each matching record's (value, evidence, record); when none counts,
+        every one is evidence and noted with how it ended (:func:`ended`)."""
         if not hits:  # the usual answer to an exclusion's question
             return Finding(False, (), (), reviewed)
-        values = [v for v, _ in hits]
+        values = [v for v, _, _ in hits]
         value: Truth = True if True in values else (None if None in values else False)
-        evidence = tuple(ev for v, ev in hits if v is value or value is False)
+        evidence = tuple(ev for v, ev, _ in hits if v is value or value is False)
         missing = (f"dates of records matching {title}",) if value is None else ()
-        return Finding(value, evidence, missing, reviewed=reviewed)
+        notes = tuple(sorted({ended(record) for _, _, record in hits})) if value is False else ()
+        return Finding(value, evidence, missing, reviewed=reviewed, notes=notes)
 
 
 _NUMBER_QUESTIONS: dict[str, Callable[[PatientFacts, str, Window | None], NumberFact]] = {  # by FactSpec.question
