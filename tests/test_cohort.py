@@ -80,6 +80,21 @@ def test_a_class_left_open_by_a_censored_result_misses_a_more_precise_one(rules,
     assert "more precise results for Child-Pugh class" in results.missing[0]
 
 
+def test_a_prothrombin_time_without_its_control_is_named_in_the_reason_and_not_in_the_cohorts_missing_items(rules, tmp_path):
+    """P11 (INR older than 90 days) with a prothrombin time recorded without its control: the
+    reason names both; the missing item (counted across patients) is the same in cohort output as
+    in single-patient screening, and names no date."""
+    profile = json.loads(next((ROOT / "patients" / "examples").glob("P11-*.json")).read_text())
+    profile["observations"].append({"loinc": "5902-2", "value": 16.0, "unit": "s", "date": "2026-11-08"})
+    (tmp_path / "pt.ndjson").write_text(json.dumps(profile) + "\n")
+    results, _ = _run(tmp_path / "pt.ndjson", rules=rules, trials=["NCT04357600"])
+    reference = screen(parse_patient(profile), rules, as_of=AS_OF, trials=["NCT04357600"]).results[0]
+    i2 = next(c for c in reference.criteria if c.id == "I2")
+    assert i2.reason == ("Unknown: Child-Pugh class is B or C; cannot tell whether B (the latest INR, on 2026-07-30, is older; "
+                         "the Prothrombin time on 2026-11-08 was recorded without its control).")
+    assert results.missing[0] == ";".join(reference.missing) == "INR or prothrombin time with control (last 90 days)"
+
+
 @pytest.mark.parametrize("dtype", ["category", object, "string"])
 def test_the_summary_counts_any_text_columns_as_screening_categoricals(rules, dtype):
     results, summary = _run(COHORTS / "flat-sample.csv", rules=rules)  # one chunk: categorical columns

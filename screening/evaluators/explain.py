@@ -42,6 +42,7 @@ from ..rules.model import (
     Not,
     Op,
     Range,
+    Timing,
     Window,
 )
 
@@ -155,6 +156,12 @@ def _describe_number(label: str, interval: Interval, unit: str | None, missing: 
     return f"{label} is between {low} and {high}{unit_text}"
 
 
+def _noted(text: str, notes: Sequence[str]) -> str:
+    """``text`` with the fact's notes (what its answer set aside, such as a result older than the
+    look-back window) in parentheses, so a reader is not left looking for a record the answer saw."""
+    return f"{text} ({'; '.join(notes)})" if notes else text
+
+
 def imprecise(label: str) -> str:
     """What a number or category test misses when its fact is known, but not precisely enough to
     decide it (a censored value such as ``<17 umol/L``, or same-day values that disagree)."""
@@ -169,7 +176,7 @@ def _number_test(fact_name: str, within: Window | None, accepted: Interval, nega
         value = check(fact.interval, accepted)
         if negate:
             value = logic.not_(value)
-        reason = f"{_describe_number(fact.label, fact.interval, fact.unit, bool(fact.missing))}, which {_VERB[value]} {wanted}"
+        reason = f"{_noted(_describe_number(fact.label, fact.interval, fact.unit, bool(fact.missing)), fact.notes)}, which {_VERB[value]} {wanted}"
         missing = (fact.missing or (imprecise(fact.label),)) if value is None else ()
         return NodeResult(value, fact.evidence, missing, reason)
 
@@ -220,7 +227,7 @@ def _is(expr: Is) -> Evaluator:
         else:  # "Sex is male, not female"; "Child-Pugh class is A or B; cannot tell whether B"
             shown = " or ".join(sorted(_category_text(v) for v in fact.possible))
             reason = f"{fact.label} is {shown}" + ("" if value else f", not {wanted}" if value is False else f"; cannot tell whether {wanted}")
-        return NodeResult(value, fact.evidence, (fact.missing or (imprecise(fact.label),)) if value is None else (), reason)
+        return NodeResult(value, fact.evidence, (fact.missing or (imprecise(fact.label),)) if value is None else (), _noted(reason, fact.notes))
 
     return run
 
@@ -232,11 +239,16 @@ def _finding(finding, reason: str) -> NodeResult:
     return NodeResult(finding.value, finding.evidence, finding.missing if finding.value is None else (), reason)
 
 
-def _records(what: str, codes: str, timing: str, find: Callable[[PatientFacts], Any]) -> Evaluator:
+def _records(what: str, codes: str, timing: str, find: Callable[[PatientFacts], Any], none: str = "none") -> Evaluator:
+    """A record question's reason; ``none`` words its answer when matching records were all set
+    aside by their timing ("none current"), each then noted with how it ended."""
+
     def run(facts: PatientFacts) -> NodeResult:
         finding = find(facts)
         title = facts.codelists[codes].title
         if finding.value is False:
+            if finding.notes:  # "Hepatitis B antiviral therapy [active]: none current (Viread 300 mg stopped 2026-06-01)"
+                return _finding(finding, _noted(f"{title} [{timing}]: {none}", finding.notes))
             return _finding(finding, f"no {title} [{timing}] among {finding.reviewed}")
         if finding.value is None and not finding.evidence:
             return NodeResult(None, (), finding.missing, f"{title} [{timing}]: the {what} was not reviewed")
@@ -250,14 +262,18 @@ def _timing(expr: HasCondition | HasMedication) -> str:
     return expr.timing.value + (f" in the last {expr.within.describe()}" if expr.within else "")
 
 
+def _none(expr: HasCondition | HasMedication) -> str:
+    return "none current" if expr.timing is Timing.ACTIVE else "none in that time"
+
+
 def _condition(expr: HasCondition) -> Evaluator:
     codes, timing, within = expr.codes, expr.timing, expr.within
-    return _records("problem list", codes, _timing(expr), lambda facts: facts.condition(codes, timing, within))
+    return _records("problem list", codes, _timing(expr), lambda facts: facts.condition(codes, timing, within), _none(expr))
 
 
 def _medication(expr: HasMedication) -> Evaluator:
     codes, timing, within = expr.codes, expr.timing, expr.within
-    return _records("medication list", codes, _timing(expr), lambda facts: facts.medication(codes, timing, within))
+    return _records("medication list", codes, _timing(expr), lambda facts: facts.medication(codes, timing, within), _none(expr))
 
 
 def _procedure(expr: HasProcedure) -> Evaluator:
@@ -283,7 +299,7 @@ def _imaging(expr: ImagingFinding) -> Evaluator:
             studies = f"the {kinds} in the last {window} has" if n == 1 else f"{n} {kinds} studies in the last {window} have"
             return _finding(finding, f"{studies} no coded findings; cannot tell whether {'it shows' if n == 1 else 'they show'} {shown}")
         if finding.value is None:
-            return NodeResult(None, (), finding.missing, f"no {kinds} in the last {window}")
+            return NodeResult(None, (), finding.missing, _noted(f"no {kinds} in the last {window}", finding.notes))
         return _finding(finding, f"{kinds} in the last {window} does not show {shown}")
 
     return run
@@ -297,7 +313,7 @@ def _lab_result(expr: LabResult) -> Evaluator:
         finding = facts.lab_result(analyte, positive, within)
         if finding.value is None and not finding.evidence:
             window = (within or facts.defaults.lab_within).describe()
-            return NodeResult(None, (), finding.missing, f"no {label} result in the last {window}")
+            return NodeResult(None, (), finding.missing, _noted(f"no {label} result in the last {window}", finding.notes))
         shown = " and ".join(sorted({str(e.value) for e in finding.evidence}))
         return _finding(finding, {True: f"{label} is {shown}", False: f"{label} is {shown}, not {result}", None: f"{label} is {shown}: inconclusive"}[finding.value])
 

@@ -15,7 +15,7 @@ import datetime as dt
 import itertools
 import math
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
@@ -31,6 +31,8 @@ from ..patient.model import (
     AssessmentName,
     Comparator,
     Condition,
+    ConditionStatus,
+    Medication,
     MedicationStatus,
     Observation,
     PatientProfile,
@@ -49,6 +51,9 @@ DIALYSIS_WINDOW = Window(days=7)  # OPTN: dialysis at least twice in the prior w
 # (a result filled in later may be from any day of the look-back window), so both are possible;
 # creatinine then spans its domain, up to the value dialysis sets, and the score every value.
 MELD_DIALYSIS_UNKNOWN = (False, True)
+# Analytes read as the difference from the laboratory's control (prothrombin time: the
+# prolongation over control, which Child-Pugh scores); a result without its control is not used.
+READ_OVER_CONTROL = frozenset({"prothrombin_time"})
 
 T = TypeVar("T")
 _UNSET = object()
@@ -56,13 +61,15 @@ _UNSET = object()
 
 class NumberFact(NamedTuple):
     """A number question's answer: the possible values, with evidence and what is missing. The
-    answers are tuples: a patient's screening builds dozens of them."""
+    answers are tuples: a patient's screening builds dozens of them. ``notes`` word, for the
+    reason, what the answer set aside (see :class:`Finding`); a derived score carries its inputs'."""
 
     label: str
     interval: Interval
     unit: str | None = None
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 class CategoryFact(NamedTuple):
@@ -70,15 +77,23 @@ class CategoryFact(NamedTuple):
     possible: frozenset
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # as NumberFact's (the Child-Pugh class carries its score's)
 
 
 class Finding(NamedTuple):
-    """The answer to a record question (condition, medication, procedure, imaging, qualitative lab)."""
+    """The answer to a record question (condition, medication, procedure, imaging, qualitative lab).
+
+    ``notes`` word, for the reason, the records the question found but set aside, which a reader
+    would otherwise look for: the latest one older than the look-back window when none is inside
+    it (:func:`older`); the conditions and medications that match but ended before the time
+    asked about (:func:`ended`), when none counts. They never change the answer, and they are not missing data: ``missing``
+    names what to obtain (and is counted across patients), a note says what was there."""
 
     value: Truth
     evidence: tuple[Evidence, ...] = ()
     missing: tuple[str, ...] = ()
     reviewed: str = ""  # what was looked at, for the reason ("3 conditions", "the procedure history")
+    notes: tuple[str, ...] = ()
 
 
 class _Lab(NamedTuple):
@@ -117,6 +132,27 @@ def completed_years(birth: dt.date, as_of: dt.date) -> int:
 
 def _label_window(label: str, window: Window) -> str:
     return f"{label} (last {window.describe()})"
+
+
+def older(label: str, dates: Iterable[dt.date]) -> tuple[str, ...]:
+    """The note on records found only before a look-back window: the latest of ``dates`` (records
+    before the window's start), e.g. "the latest INR, on 2026-08-23, is older"; none without any."""
+    latest = max(dates, default=None)
+    return () if latest is None else (f"the latest {label}, on {latest.isoformat()}, is older",)
+
+
+def ended(record: Condition | Medication) -> str:
+    """The note on a matching condition or medication its timing set aside: how and when it
+    ended, as recorded ("Viread 300 mg stopped 2026-06-01", "F10.2 in remission")."""
+    if isinstance(record, Medication):
+        if record.end is None:
+            return f"{record.name} {record.status.value.replace('_', ' ')}"
+        word = "ended" if record.status in (MedicationStatus.ACTIVE, MedicationStatus.ON_HOLD) else record.status.value
+        return f"{record.name} {word} {record.end.isoformat()}"
+    label = record.display or record.icd10 or f"SNOMED {record.snomed}"
+    if record.resolved is not None:
+        return f"{label} resolved {record.resolved.isoformat()}"
+    return f"{label} {'in remission' if record.status is ConditionStatus.REMISSION else record.status.value}"
 
 
 def censored(value: float, comparator: Comparator | None) -> Interval:
@@ -211,7 +247,7 @@ def read_result(obs: Observation, i: int, patient_id: str) -> _Lab | _Qualitativ
     if interval.is_empty():  # "< 0": no concentration is below zero
         raise PatientDataError(f"{analyte.display} cannot be {obs.comparator.value}{obs.value} {obs.unit}", field=f"observations[{i}].value",
                                patient_id=patient_id)
-    if analyte.name == "prothrombin_time":
+    if analyte.name in READ_OVER_CONTROL:
         if obs.control is None:
             return None
         control = to_canonical(analyte.name, obs.control, obs.unit or "s")
@@ -239,15 +275,19 @@ class PatientFacts:
     codelists: Mapping[str, CodeList]
     _labs: dict[str, list[_Lab]] = field(default_factory=dict, init=False)
     _qualitative: dict[str, list[_Qualitative]] = field(default_factory=dict, init=False)
+    _without_control: dict[str, list[dt.date]] = field(default_factory=dict, init=False)  # dates of results not used for want of one
     _cache: dict = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         """Check every result the rules could use (a bad unit or value is an error whichever trial
-        is screened) and index them by analyte; evidence is built on first use."""
+        is screened) and index them by analyte; evidence is built on first use. The dates of
+        results recorded without the control they are read over (:data:`READ_OVER_CONTROL`) are
+        kept for the reason that misses them."""
         if not isinstance(self.codelists, CodeLists):
             self.codelists = CodeLists(self.codelists)
         labs: dict[str, list[_Lab]] = defaultdict(list)
         qualitative: dict[str, list[_Qualitative]] = defaultdict(list)
+        without_control: dict[str, list[dt.date]] = defaultdict(list)
         if self.profile.birth_date and self.profile.birth_date > self.as_of:
             raise PatientDataError("birth date is after the screening date", field="birth_date", patient_id=self.profile.id)
         for i, obs in enumerate(self.profile.observations):
@@ -258,8 +298,11 @@ class PatientFacts:
                 labs[read.analyte].append(read)
             elif isinstance(read, _Qualitative):
                 qualitative[read.analyte].append(read)
+            elif obs.value is not None and obs.control is None and (analyte := ANALYTE_BY_LOINC.get(obs.loinc)) and analyte.name in READ_OVER_CONTROL:
+                without_control[analyte.name].append(obs.date)
         self._labs = dict(labs)
         self._qualitative = dict(qualitative)
+        self._without_control = dict(without_control)
 
     def _lab_evidence(self, lab: _Lab) -> Evidence:
         """The evidence of a numeric result: its canonical value (or range) and the value as
@@ -326,11 +369,16 @@ class PatientFacts:
         return self._memo(self._lab, analyte, window)
 
     def _lab(self, analyte: str, window: Window) -> NumberFact:
+        """The latest result in the window; without one, notes on a result in it recorded without
+        its control (then not used) and on the latest result before it."""
         info = ANALYTES[analyte]
         start = window.start(self.as_of)
         results = [lab for lab in self._labs.get(analyte, ()) if lab.date >= start]  # none is after the screening date
         if not results:
-            return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),))
+            uncontrolled = max((d for d in self._without_control.get(analyte, ()) if d >= start), default=None)
+            notes = () if uncontrolled is None else (f"the {info.display} on {uncontrolled.isoformat()} was recorded without its control",)
+            notes += older(info.display, (lab.date for lab in self._labs.get(analyte, ()) if lab.date < start))
+            return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),), notes=notes)
         if len(results) == 1:
             return NumberFact(info.display, results[0].interval, info.unit, (self._memo(self._lab_evidence, results[0]),))
         latest = max(lab.date for lab in results)
@@ -349,7 +397,8 @@ class PatientFacts:
         start = window.start(self.as_of)
         found = [(a.date, a.grade) for a in self.profile.assessments if a.name is name and start <= a.date <= self.as_of]
         if not found:
-            return NumberFact(label, Interval(), missing=(_label_window(label, window),))
+            notes = older(label, (a.date for a in self.profile.assessments if a.name is name and a.date < start))
+            return NumberFact(label, Interval(), missing=(_label_window(label, window),), notes=notes)
         latest = max(d for d, _ in found)
         grades = sorted({g for d, g in found if d == latest})
         ev = tuple(Evidence.trusted(fact=f"assessment.{name.value}", label=label, value=g, date=latest, source="assessment") for g in grades)
@@ -370,7 +419,8 @@ class PatientFacts:
             if pt.evidence:
                 coagulation = (pt, child_pugh.prothrombin_prolongation_points)
             else:
-                coagulation = (NumberFact("INR", Interval(), missing=(_label_window("INR or prothrombin time with control", lab_window),)), child_pugh.inr_points)
+                coagulation = (NumberFact("INR", Interval(), missing=(_label_window("INR or prothrombin time with control", lab_window),),
+                                          notes=inr.notes + pt.notes), child_pugh.inr_points)
         components: dict[str, tuple[NumberFact, Callable[[float], int]]] = {
             "bilirubin": (self.lab("bilirubin", lab_window), child_pugh.bilirubin_points),
             "albumin": (self.lab("albumin", lab_window), child_pugh.albumin_points),
@@ -382,7 +432,9 @@ class PatientFacts:
         parts: list[Evidence] = []
         low = high = 0
         missing: list[str] = []
+        notes: list[str] = []
         for component, (fact, score) in components.items():
+            notes.extend(fact.notes)
             if fact.evidence:
                 p_low, p_high = points_range(fact.interval, score)
             else:
@@ -393,7 +445,7 @@ class PatientFacts:
             exact = p_low if p_low == p_high else None
             part_evidence = tuple(ev.replaced(points=exact) for ev in fact.evidence)
             parts.extend(part_evidence)
-            points[component] = NumberFact(label, Interval(p_low, p_high), evidence=part_evidence, missing=fact.missing)
+            points[component] = NumberFact(label, Interval(p_low, p_high), evidence=part_evidence, missing=fact.missing, notes=fact.notes)
         score_ev = Evidence.trusted(
             fact="child_pugh.score",
             label="Child-Pugh score",
@@ -402,7 +454,7 @@ class PatientFacts:
             high=None if low == high else float(high),
             parts=tuple(parts),
         )
-        return NumberFact("Child-Pugh score", Interval(low, high), evidence=(score_ev,), missing=tuple(missing)), points
+        return NumberFact("Child-Pugh score", Interval(low, high), evidence=(score_ev,), missing=tuple(missing), notes=tuple(notes)), points
 
     # -- MELD family ---------------------------------------------------------------------------
 
@@ -414,12 +466,14 @@ class PatientFacts:
         ranges: list[tuple[float, ...]] = []
         parts: list[Evidence] = []
         missing: list[str] = []
+        notes: list[str] = []
         tested: dt.date | None = None
         for analyte in MELD_INPUTS[name]:
             fact = self.lab(analyte, window)
             ranges.append(meld_input(analyte, fact.interval if fact.evidence else None))
             parts.extend(fact.evidence)
             missing.extend(fact.missing)
+            notes.extend(fact.notes)
             if analyte == "creatinine" and fact.evidence:
                 tested = max(ev.date for ev in fact.evidence)  # type: ignore[type-var]
         flags: list[tuple[bool, ...]] = [MELD_DIALYSIS_UNKNOWN]
@@ -441,7 +495,7 @@ class PatientFacts:
         label = SCORES[name]
         ev = Evidence.trusted(fact=name, label=label, value=low if low == high else None, low=None if low == high else float(low),
                               high=None if low == high else float(high), parts=tuple(parts))
-        return NumberFact(label, Interval(low, high), evidence=(ev,), missing=tuple(missing))
+        return NumberFact(label, Interval(low, high), evidence=(ev,), missing=tuple(missing), notes=tuple(notes))
 
     # -- categories ----------------------------------------------------------------------------
 
@@ -453,7 +507,7 @@ class PatientFacts:
     def _child_pugh_class(self, lab_window: Window, assessment_window: Window) -> CategoryFact:
         score = self._memo(self._child_pugh_in, lab_window, assessment_window)[0]
         classes = frozenset(child_pugh.child_pugh_class(t) for t in range(int(score.interval.low), int(score.interval.high) + 1))
-        return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing)
+        return CategoryFact("Child-Pugh class", frozenset(str(c) for c in classes), score.evidence, score.missing, score.notes)
 
     def _category(self, name: str) -> CategoryFact:
         spec = fact_spec(name, "category")
@@ -488,7 +542,7 @@ class PatientFacts:
         if not matching:  # the usual answer to an exclusion's question
             return Finding(False, (), (), reviewed)
         start = within.start(self.as_of) if within else None
-        hits = [(self._timed(timing, start, c.resolved, active), ev) for c, active, ev in matching]
+        hits = [(self._timed(timing, start, c.resolved, active), ev, c) for c, active, ev in matching]
         return self._combine(hits, self.codelists[codes].title, reviewed)
 
     def _conditions(self) -> dict[str, list[tuple[Condition, bool, Evidence]]]:
@@ -517,7 +571,7 @@ class PatientFacts:
         if self.profile.medications is None:
             return Finding(None, missing=("medication list (not reviewed)",))
         start = within.start(self.as_of) if within else None
-        hits: list[tuple[Truth, Evidence]] = []
+        hits: list[tuple[Truth, Evidence, Medication]] = []
         for m in self.profile.medications:
             matched = self.codelists.for_medication((m.name, *m.ingredients), m.atc, m.rxnorm).get(codes)
             if not matched:
@@ -529,7 +583,7 @@ class PatientFacts:
             value = self._timed(timing, start, m.end + dt.timedelta(days=1) if m.end else None, m.status is MedicationStatus.ACTIVE)
             ev = Evidence.trusted(fact="medication", label=m.name, value=m.atc or name or m.rxnorm, date=m.start,
                                   source=f"medication {m.status.value}" + (f", ended {m.end.isoformat()}" if m.end else ""))
-            hits.append((value, ev))
+            hits.append((value, ev, m))
         return self._combine(hits, self.codelists[codes].title, _count(len(self.profile.medications), "medication"))
 
     def procedure(self, codes: str, within: Window | None, at_least: int = 1, ending: dt.date | None = None) -> Finding:
@@ -567,7 +621,8 @@ class PatientFacts:
         studies = [s for s in self.profile.imaging if start <= s.date <= self.as_of and (not modalities or s.modality in modalities)]
         kinds = "/".join(m.value for m in modalities) or "imaging"
         if not studies:
-            return Finding(None, missing=(_label_window(kinds, window),))
+            notes = older(kinds, (s.date for s in self.profile.imaging if s.date < start and (not modalities or s.modality in modalities)))
+            return Finding(None, missing=(_label_window(kinds, window),), notes=notes)
         showing = [s for s in studies if s.findings is not None and finding in s.findings]
         uncoded = [s for s in studies if s.findings is None]
         if not showing and uncoded:
@@ -590,7 +645,8 @@ class PatientFacts:
         start = window.start(self.as_of)
         results = [q for q in self._qualitative.get(analyte, ()) if start <= q.date <= self.as_of]
         if not results:
-            return Finding(None, missing=(_label_window(info.display, window),))
+            notes = older(info.display, (q.date for q in self._qualitative.get(analyte, ()) if q.date < start))
+            return Finding(None, missing=(_label_window(info.display, window),), notes=notes)
         latest = max(q.date for q in results)
         same_day = sorted(((q, self._memo(self._qualitative_evidence, q)) for q in results if q.date == latest), key=lambda pair: (pair[1].source or "", pair[0].result.value))
         signs = {True if q.result in POSITIVE_RESULTS else False if q.result in NEGATIVE_RESULTS else None for q, _ in same_day}
@@ -611,14 +667,17 @@ class PatientFacts:
         return True if ongoing else None  # stopped at an unknown date: maybe inside the window
 
     @staticmethod
-    def _combine(hits: list[tuple[Truth, Evidence]], title: str, reviewed: str) -> Finding:
+    def _combine(hits: list[tuple[Truth, Evidence, Condition | Medication]], title: str, reviewed: str) -> Finding:
+        """The answer from each matching record's (value, evidence, record); when none counts,
+        every one is evidence and noted with how it ended (:func:`ended`)."""
         if not hits:  # the usual answer to an exclusion's question
             return Finding(False, (), (), reviewed)
-        values = [v for v, _ in hits]
+        values = [v for v, _, _ in hits]
         value: Truth = True if True in values else (None if None in values else False)
-        evidence = tuple(ev for v, ev in hits if v is value or value is False)
+        evidence = tuple(ev for v, ev, _ in hits if v is value or value is False)
         missing = (f"dates of records matching {title}",) if value is None else ()
-        return Finding(value, evidence, missing, reviewed=reviewed)
+        notes = tuple(sorted({ended(record) for _, _, record in hits})) if value is False else ()
+        return Finding(value, evidence, missing, reviewed=reviewed, notes=notes)
 
 
 _NUMBER_QUESTIONS: dict[str, Callable[[PatientFacts, str, Window | None], NumberFact]] = {  # by FactSpec.question
