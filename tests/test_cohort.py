@@ -91,7 +91,7 @@ def test_a_prothrombin_time_without_its_control_is_named_in_the_reason_and_not_i
     reference = screen(parse_patient(profile), rules, as_of=AS_OF, trials=["NCT04357600"]).results[0]
     i2 = next(c for c in reference.criteria if c.id == "I2")
     assert i2.reason == ("Unknown: Child-Pugh class is B or C; cannot tell whether B (the latest INR, on 2026-07-30, is older; "
-                         "the Prothrombin time on 2026-11-08 was recorded without its control).")
+                         "the prothrombin time on 2026-11-08 was recorded without its control).")
     assert results.missing[0] == ";".join(reference.missing) == "INR or prothrombin time with control (last 90 days)"
 
 

@@ -247,7 +247,7 @@ def _records(what: str, codes: str, timing: str, find: Callable[[PatientFacts], 
         finding = find(facts)
         title = facts.codelists[codes].title
         if finding.value is False:
-            if finding.notes:  # "Hepatitis B antiviral therapy [active]: none current (Viread 300 mg stopped 2026-06-01)"
+            if finding.notes:  # "Hepatitis B antiviral therapy [active]: none current (Viread 300 mg: stopped 2026-06-01)"
                 return _finding(finding, _noted(f"{title} [{timing}]: {none}", finding.notes))
             return _finding(finding, f"no {title} [{timing}] among {finding.reviewed}")
         if finding.value is None and not finding.evidence:
@@ -259,7 +259,7 @@ def _records(what: str, codes: str, timing: str, find: Callable[[PatientFacts], 
 
 
 def _timing(expr: HasCondition | HasMedication) -> str:
-    return expr.timing.value + (f" in the last {expr.within.describe()}" if expr.within else "")
+    return f"in the last {expr.within.describe()}" if expr.within else expr.timing.value  # a window goes with timing 'within'
 
 
 def _none(expr: HasCondition | HasMedication) -> str:

@@ -138,21 +138,28 @@ def older(label: str, dates: Iterable[dt.date]) -> tuple[str, ...]:
     """The note on records found only before a look-back window: the latest of ``dates`` (records
     before the window's start), e.g. "the latest INR, on 2026-08-23, is older"; none without any."""
     latest = max(dates, default=None)
-    return () if latest is None else (f"the latest {label}, on {latest.isoformat()}, is older",)
+    return () if latest is None else (f"the latest {_in_sentence(label)}, on {latest.isoformat()}, is older",)
+
+
+def _in_sentence(label: str) -> str:
+    """A label as the middle of a sentence has it: "Total bilirubin" -> "total bilirubin"; an
+    acronym or a unit-like start stays ("INR", "hCG pregnancy test")."""
+    return label[:1].lower() + label[1:] if label[:2].istitle() else label
 
 
 def ended(record: Condition | Medication) -> str:
     """The note on a matching condition or medication its timing set aside: how and when it
-    ended, as recorded ("Viread 300 mg stopped 2026-06-01", "F10.2 in remission")."""
+    ended, as recorded ("Viread 300 mg: stopped 2026-06-01", "F10.2: in remission"; the colon
+    keeps a display with commas apart from the ending)."""
     if isinstance(record, Medication):
         if record.end is None:
-            return f"{record.name} {record.status.value.replace('_', ' ')}"
+            return f"{record.name}: {record.status.value.replace('_', ' ')}"
         word = "ended" if record.status in (MedicationStatus.ACTIVE, MedicationStatus.ON_HOLD) else record.status.value
-        return f"{record.name} {word} {record.end.isoformat()}"
+        return f"{record.name}: {word} {record.end.isoformat()}"
     label = record.display or record.icd10 or f"SNOMED {record.snomed}"
     if record.resolved is not None:
-        return f"{label} resolved {record.resolved.isoformat()}"
-    return f"{label} {'in remission' if record.status is ConditionStatus.REMISSION else record.status.value}"
+        return f"{label}: resolved {record.resolved.isoformat()}"
+    return f"{label}: {'in remission' if record.status is ConditionStatus.REMISSION else record.status.value}"
 
 
 def censored(value: float, comparator: Comparator | None) -> Interval:
@@ -376,7 +383,7 @@ class PatientFacts:
         results = [lab for lab in self._labs.get(analyte, ()) if lab.date >= start]  # none is after the screening date
         if not results:
             uncontrolled = max((d for d in self._without_control.get(analyte, ()) if d >= start), default=None)
-            notes = () if uncontrolled is None else (f"the {info.display} on {uncontrolled.isoformat()} was recorded without its control",)
+            notes = () if uncontrolled is None else (f"the {_in_sentence(info.display)} on {uncontrolled.isoformat()} was recorded without its control",)
             notes += older(info.display, (lab.date for lab in self._labs.get(analyte, ()) if lab.date < start))
             return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),), notes=notes)
         if len(results) == 1:
