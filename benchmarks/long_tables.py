@@ -1,6 +1,6 @@
 """Long EHR-style tables screened end to end: time and peak memory, this checkout and another.
 
-    python benchmarks/long_tables.py [--patients 100000 400000] [--format parquet] [--against /tmp/before]
+    python benchmarks/long_tables.py [--patients 10000 40000] [--format parquet] [--against /tmp/before]
 
 For each size a seeded synthetic long cohort (screening/cohort/long.py tables; nothing large is
 committed) is written to a temporary folder: the 19 patients of ``patients/cohorts/long`` copied
@@ -94,7 +94,7 @@ def worker(checkout: str, folder: str, out: str, chunk_size: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--patients", type=int, nargs="+", default=[100_000, 400_000])
+    parser.add_argument("--patients", type=int, nargs="+", default=[10_000, 40_000])
     parser.add_argument("--extra", type=int, default=20, help="filler conditions and observations per patient (each)")
     parser.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     parser.add_argument("--chunk-size", type=int, default=5_000, help="profiles per chunk (read_cohort's default for long tables)")

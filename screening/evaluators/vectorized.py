@@ -47,8 +47,7 @@ from ..rules.model import (
     trial_nodes,
 )
 from .conditions import Cond, leaf_conditions
-from .explain import compile_node
-from .explain import explained_trial, imprecise
+from .explain import compile_node, explained_trial, imprecise
 from .flat import LEAF_PREFIX, Slots, flatten, leaf_keys
 
 # Rule node kinds this evaluator cannot express, with the reason. Empty: every kind is vectorized.
