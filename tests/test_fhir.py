@@ -341,6 +341,10 @@ CASES = [
     # -- procedures ------------------------------------------------------------------------------
     Case("procedure-liver-transplant", [procedure((SNOMED, "18027006"), performedDateTime="2021-03-15")],
          {"procedures": [{"kind": "liver_transplant", "code": "18027006", "system": "snomed", "date": "2021-03-15"}]}),
+    Case("procedure-kidney-allotransplant", [procedure((SNOMED, "765478004"), performedDateTime="2019-05-02")],
+         {"procedures": [{"kind": "kidney_transplant", "code": "765478004", "system": "snomed", "date": "2019-05-02"}]}),
+    Case("procedure-kidney-regime-has-no-kind", [procedure((SNOMED, "711446003"), performedDateTime="2019-05-03")],
+         {"procedures": [{"code": "711446003", "system": "snomed", "date": "2019-05-03"}]}),
     Case("procedure-haemodialysis-period", [procedure((SNOMED, "302497006"), performedPeriod={"start": "2026-11-18T08:00:00+07:00"})],
          {"procedures": [{"kind": "haemodialysis", "code": "302497006", "system": "snomed", "date": "2026-11-18"}]}),
     Case("procedure-project-kind", [procedure((PROJECT, "tips"), performedDateTime="2025-01-05")],

@@ -132,12 +132,21 @@ PROCEDURE_SYSTEMS = {SNOMED: "snomed", ICD10_PCS: "icd10pcs", CPT: "cpt"}  # in 
 
 # SNOMED CT procedure -> the engine's procedure kind. Codes are those of the project's own code lists
 # (rules/codelists/organ_transplant_procedure.yaml, dialysis.yaml, stem_cell_therapy.yaml), which cite
-# SNOMED CT International and NLM VSAC. A code not listed still maps (code + system), without a kind.
+# SNOMED CT International and NLM VSAC. A code not listed still maps (code + system), without a kind;
+# a regime (711446003 transplantation of kidney regime: daily care after it) has no kind, as it is
+# not the operation (tests/test_fhir.py checks every procedure of those lists has a kind here).
 PROCEDURE_KINDS: dict[str, str] = {
     "18027006": "liver_transplant",  # Transplantation of liver
     "70536003": "kidney_transplant",  # Transplant of kidney
     "175901007": "kidney_transplant",  # Live donor renal transplant
     "175902000": "kidney_transplant",  # Cadaveric renal transplant
+    "711411006": "kidney_transplant",  # Allotransplantation of kidney from beating heart cadaver
+    "711413009": "kidney_transplant",  # Allotransplantation of kidney from non-beating heart cadaver
+    "765478004": "kidney_transplant",  # Allotransplantation of left kidney
+    "765479007": "kidney_transplant",  # Allotransplantation of right kidney
+    "782655004": "kidney_transplant",  # Laparoscopic transplant of kidney using robotic assistance
+    "52213001": "kidney_transplant",  # Renal homotransplantation excluding donor and recipient nephrectomy
+    "6471000179103": "organ_transplant",  # Transplantation of kidney and pancreas
     "32413006": "heart_transplant",  # Transplantation of heart
     "88039007": "lung_transplant",  # Transplant of lung
     "313039003": "organ_transplant",  # Solid organ transplant
