@@ -281,7 +281,7 @@ def _procedure(expr: HasProcedure) -> Evaluator:
     timing = f"in the last {within.describe()}" if within else "ever"
     if at_least > 1:
         timing += f", at least {at_least} times"
-    return _records("procedure history", codes, timing, lambda facts: facts.procedure(codes, within, at_least))
+    return _records("procedure history", codes, timing, lambda facts: facts.procedure(codes, within, at_least), "none in that time")
 
 
 def _imaging(expr: ImagingFinding) -> Evaluator:

@@ -605,19 +605,21 @@ class PatientFacts:
         start = within.start(ending) if within else None
         certain: list[Evidence] = []
         possible: list[Evidence] = []
+        before: list[dt.date] = []  # matching procedures done before the window
         for p in self.profile.procedures:
             if codes not in self.codelists.for_procedure(p.kind, p.system, p.code) or (p.date is not None and p.date > ending):
                 continue
+            if start is not None and p.date is not None and p.date < start:
+                before.append(p.date)
+                continue
             ev = Evidence.trusted(fact="procedure", label=p.display or p.kind or p.code or "", value=p.kind or p.code, date=p.date,
                                   source="procedure" + (f" {p.system} {p.code}" if p.code else ""))
-            if start is None or (p.date is not None and p.date >= start):
-                certain.append(ev)
-            elif p.date is None:
-                possible.append(ev)
+            (certain if p.date is not None or start is None else possible).append(ev)
         value: Truth = True if len(certain) >= at_least else (False if len(certain) + len(possible) < at_least else None)
         evidence = tuple(certain + possible) if value is not False else ()
         missing = (f"dates of procedures matching {codelist.title}",) if value is None else ()
-        return Finding(value, evidence, missing, reviewed=_count(len(self.profile.procedures), "procedure"))
+        notes = older("one", before) if value is False and not certain and not possible else ()
+        return Finding(value, evidence, missing, reviewed=_count(len(self.profile.procedures), "procedure"), notes=notes)
 
     def imaging(self, finding: str, modalities: tuple, window: Window | None) -> Finding:
         window = window or self.defaults.imaging_within
