@@ -4,6 +4,7 @@ in-process results."""
 from __future__ import annotations
 
 import pickle
+import re
 
 import dask.base
 import dask.dataframe as dd
@@ -211,7 +212,9 @@ def test_long_tables_on_a_two_process_cluster_equal_the_in_process_run(client, t
     pd.testing.assert_frame_equal(on_dask.astype(str), local.astype(str))
     assert local.verdict.tolist().count("error") == 3 * len(rules.trials)  # P02 twice, and 7's unit
     named = [(a, b) for a, b in zip(*errors) if a]
-    assert named and all(b == (a if shape == "parquet" else b) for a, b in named)
+    unplaced = lambda text: re.sub(r" (line|row) [0-9]+", " <place>", text)  # noqa: E731 - a CSV row in-process is named by its line
+    assert len(named) == 3 * len(rules.trials) and all(unplaced(a) == unplaced(b) for a, b in named)
+    assert all(a == b for a, b in named) if shape == "parquet" else all(" line " not in b for _, b in named)
     assert any(f"observations.{shape} row " in b for _, b in named) and any(f"patients.{shape} row " in b for _, b in named)
     assert unmatched_rows(tables, aligned) == counted == {f"observations.{shape}": 1}
 

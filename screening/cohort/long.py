@@ -309,12 +309,14 @@ def read_long(folder: str | Path, chunk_size: int = 100_000, on_unmatched: Calla
         raise FileNotFoundError(f"{folder}: no patients.csv or patients.parquet")
     tables = [table for name in TABLES if (table := Table.find(folder, name)) is not None]
     index, first_rows, repeated = _patient_rows(patients)
+    chunk_of = np.append(first_rows // chunk_size, -1)  # by position in index; the last, -1, for an id not in it
     with tempfile.TemporaryDirectory(prefix="screening-long-") as spill_folder:
-        spills = {table.name: _Spill.of(table, Path(spill_folder), index, first_rows, chunk_size, on_unmatched) for table in tables}
-        del index, first_rows
+        spills = {table.name: _Spill.of(table, Path(spill_folder), index, chunk_of, on_unmatched) for table in tables}
+        del index, first_rows, chunk_of
         for number, part in enumerate(_rechunk(patients.batches(BATCH_ROWS), chunk_size)):
             histories = {name: (spill.table.place, spill.histories(number)) for name, spill in spills.items()}
-            yield _assemble(patients, patients.frame(part), number * chunk_size, histories, repeated)
+            start = number * chunk_size
+            yield assemble(patients.place, frame := patients.frame(part), range(start, start + len(frame)), histories, repeated)
 
 
 def _patient_rows(patients: Table) -> tuple[pd.Index, np.ndarray, dict[str, list[int]]]:
@@ -357,17 +359,16 @@ class _Spill:
         self.written: dict[int, Path] = {}
 
     @classmethod
-    def of(cls, table: Table, folder: Path, index: pd.Index, first_rows: np.ndarray, chunk_size: int,
-           on_unmatched: Callable[[str, int], Any] | None) -> _Spill:
-        """``table`` read a batch at a time and its rows sorted into their chunks; rows naming no
-        patient are counted (``on_unmatched``) and dropped."""
+    def of(cls, table: Table, folder: Path, index: pd.Index, chunk_of: np.ndarray, on_unmatched: Callable[[str, int], Any] | None) -> _Spill:
+        """``table`` read a batch at a time and its rows sorted into the chunk of their patient
+        (``chunk_of[i]`` for the id at ``index[i]``, -1 last); rows naming no patient are counted
+        (``on_unmatched``) and dropped."""
         spill, writers, unmatched, start = cls(table, folder), {}, 0, 0
         try:
             for batch in table.batches(BATCH_ROWS):
                 pids = _ids(table.frame(batch.select(["patient_id"]))["patient_id"])
-                at = index.get_indexer(pd.Index(pids, dtype=object)) if len(index) else np.full(len(pids), -1)
-                chunks = np.where(at >= 0, first_rows[np.maximum(at, 0)] // chunk_size if len(index) else -1, -1)
-                unmatched += int((at < 0).sum())
+                chunks = chunk_of[index.get_indexer(pd.Index(pids, dtype=object))]  # -1 (no such id) takes the last
+                unmatched += int((chunks < 0).sum())
                 spill._write(writers, batch.append_column(ROW, pa.array(np.arange(start, start + len(batch), dtype=np.int64))), chunks)
                 start += len(batch)
         finally:
@@ -416,13 +417,6 @@ def by_patient(frame: pd.DataFrame) -> ByPatient:
         mine[0].append(item)
         mine[1].append(row)
     return records
-
-
-def _assemble(patients: Table, frame: pd.DataFrame, start: int, histories: dict[str, tuple[Place, ByPatient]],
-              repeated: dict[str, list[int]]) -> Profiles:
-    """The profiles of rows ``start``... of ``patients`` (``frame``), with the records of each
-    history table (its place, and the records per patient id)."""
-    return assemble(patients.place, frame, range(start, start + len(frame)), histories, repeated)
 
 
 def assemble(place: Place, frame: pd.DataFrame, rows: Iterable[int], histories: dict[str, tuple[Place, ByPatient]],
