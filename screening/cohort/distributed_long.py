@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from ..errors import PatientDataError
 from ..rules.loader import RuleSet
+from .collector import fewer_collections
 from .distributed import META, _read_csv
 from .flat import ERROR_MARKER
 from .long import NUMBER_COLUMNS, ROW, TABLES, Place, _ids, assemble, by_patient, check_columns, to_frame
@@ -136,13 +137,14 @@ def screen_long_dask(tables: LongTables, rules: RuleSet, as_of: dt.date, trials:
 
 def _screen_partition(*frames: pd.DataFrame, names: list[str], urls: dict[str, str], repeated: dict[str, list[int]], rules: RuleSet,
                       as_of: dt.date, selected: list[str]) -> pd.DataFrame:
-    tables = {name: frame.sort_values(ROW).reset_index(drop=True).drop(columns=KEY) for name, frame in zip(names, frames)}
-    patients = tables.pop("patients")
-    if patients.empty:
-        return META.copy()
-    histories = {name: (Place(urls[name], lines=False), by_patient(frame)) for name, frame in tables.items()}
-    profiles = assemble(Place(urls["patients"], lines=False), patients.drop(columns=ROW), patients[ROW].tolist(), histories, repeated)
-    return pd.concat(list(screen_cohort([profiles], rules, as_of, selected)), ignore_index=True).astype(object)
+    with fewer_collections():  # the profiles are assembled here, before screen_cohort paces the collector itself
+        tables = {name: frame.sort_values(ROW).reset_index(drop=True).drop(columns=KEY) for name, frame in zip(names, frames)}
+        patients = tables.pop("patients")
+        if patients.empty:
+            return META.copy()
+        histories = {name: (Place(urls[name], lines=False), by_patient(frame)) for name, frame in tables.items()}
+        profiles = assemble(Place(urls["patients"], lines=False), patients.drop(columns=ROW), patients[ROW].tolist(), histories, repeated)
+        return pd.concat(list(screen_cohort([profiles], rules, as_of, selected)), ignore_index=True).astype(object)
 
 
 def unmatched_rows(tables: LongTables, aligned: LongTables) -> dict[str, int]:

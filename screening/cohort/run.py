@@ -33,6 +33,7 @@ from ..patient.io import parse_patient
 from ..rules.loader import RuleSet
 from ..rules.model import Defaults
 from .cells import read_chunk
+from .collector import fewer_collections
 from .columnar import fact_columns
 from .flat import ERROR_MARKER, row_to_profile
 from .long import Source, located
@@ -72,7 +73,8 @@ def screen_cohort(
 ) -> Iterator[pd.DataFrame]:
     """Result frames (columns :data:`COLUMNS`), one per input chunk, in input order. With
     ``workers`` > 1, chunks are screened in that many processes (at most two chunks each in
-    flight, so memory stays bounded)."""
+    flight, so memory stays bounded). Chunks are read and screened with the garbage collector
+    paced for batch work (:mod:`screening.cohort.collector`)."""
     selected = rules.select(trials)
     summary = summary if summary is not None else CohortSummary()
     if workers > 1:
@@ -80,11 +82,12 @@ def screen_cohort(
     else:
         compiled = [compile_trial(rules.trials[trial_id]) for trial_id in selected]
         screened = (_screen_chunk(chunk, rules, as_of, compiled) for chunk in chunks)
-    for frame, rows, errors in screened:
-        summary.rows += rows
-        summary.errors += errors
-        summary.add(frame)
-        yield frame
+    with fewer_collections():
+        for frame, rows, errors in screened:
+            summary.rows += rows
+            summary.errors += errors
+            summary.add(frame)
+            yield frame
 
 
 def _screen_chunk(chunk: Chunk, rules: RuleSet, as_of: dt.date, compiled: list[VectorTrial]) -> tuple[pd.DataFrame, int, int]:
@@ -120,7 +123,8 @@ def _keep_freed_memory() -> None:
 
 
 def _screen_in_worker(chunk: Chunk) -> tuple[pd.DataFrame, int, int]:
-    return _screen_chunk(chunk, _WORKER["rules"], _WORKER["as_of"], _WORKER["compiled"])
+    with fewer_collections():
+        return _screen_chunk(chunk, _WORKER["rules"], _WORKER["as_of"], _WORKER["compiled"])
 
 
 def _in_processes(chunks: Iterable[Chunk], rules: RuleSet, as_of: dt.date, selected: list[str], workers: int) -> Iterator[tuple[pd.DataFrame, int, int]]:
