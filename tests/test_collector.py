@@ -27,7 +27,7 @@ def thresholds():
         ((700, 10, 10), (BATCH_THRESHOLD, 10, 10)),  # CPython's default: paced
         ((2000, 5, 20), (BATCH_THRESHOLD, 5, 20)),  # older generations' thresholds kept
         ((0, 10, 10), (0, 10, 10)),  # a threshold of 0 disables collection: left so
-        ((100_000, 10, 10), (100_000, 10, 10)),  # already collecting less often: left so
+        ((5_000_000, 10, 10), (5_000_000, 10, 10)),  # already collecting less often: left so
     ],
 )
 def test_the_block_runs_paced_and_the_thresholds_come_back(thresholds, before, inside):
