@@ -27,6 +27,7 @@ from rich.table import Table
 
 from . import screen as screen_api
 from .errors import PatientDataError, ScreeningError
+from .fhir.result import notice_messages
 from .patient.io import load_patient_with_warnings
 from .render.text import render_text, render_warnings
 from .rules.loader import RuleSet, load_rules
@@ -114,7 +115,7 @@ def screen(
         sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     else:
         console = _console()
-        render_text(result, console, notices=[w.message for w in warnings if w.code.value == "deceased"])
+        render_text(result, console, notices=notice_messages(warnings))
         render_warnings(warnings, console)
 
 
@@ -159,7 +160,10 @@ def screen_cohort_command(
     _console().print(table)
     if fhir_warnings:
         counts = ", ".join(f"{code.value} {n}" for code, n in fhir_warnings.most_common())
-        typer.echo(f"FHIR mapping warnings: {fhir_warnings.total()} ({counts}); screening.fhir.read_bulk_export lists each")
+        where = "screening.fhir.read_bulk_export lists each" if Path(cohort).is_dir() else "screening screen on a patient's Bundle lists its own"
+        typer.echo(f"FHIR mapping warnings: {fhir_warnings.total()} ({counts}); {where}")
+    if summary.notices:
+        typer.echo(f"patients with a notice (e.g. recorded as deceased): {summary.notices}; read the results' notice column before any contact")
     if unmatched:
         counts = ", ".join(f"{table} {n}" for table, n in unmatched.items())
         typer.echo(f"rows naming no patient of the patients table, not screened: {counts}")
@@ -245,11 +249,12 @@ def report(
     results: Annotated[Path, typer.Argument(help="Results written by screen-cohort (.csv or .parquet)")],
     out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md, the charts and the near-miss lists (CSV)")],
     rules: RulesOption = None,
-    as_of: Annotated[str, typer.Option("--as-of", help="The screening date the results were made for (shown in the report)")] = "",
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The screening date the results were made for, YYYY-MM-DD (shown in the report)")] = None,
 ) -> None:
     """Attrition funnel, verdict counts and near-miss worklists from cohort results."""
     from .cohort.report import write_reports
 
+    stated = _date(as_of).isoformat() if as_of is not None else "not stated"
     _check_exists(results)
     try:
         ruleset = _rules(rules)  # a rules error names its file
@@ -257,7 +262,7 @@ def report(
     except (ScreeningError, OSError) as exc:
         raise _fail(str(exc)) from None
     try:
-        html_path, md_path = write_reports(frame, ruleset, out, as_of or "not stated")
+        html_path, md_path = write_reports(frame, ruleset, out, stated)
     except (ScreeningError, OSError) as exc:
         raise _fail(f"{results}: {exc}") from None
     typer.echo(f"report: {html_path} and {md_path}")

@@ -201,22 +201,26 @@ def test_screen_a_bundle_shows_the_mapping_warnings(tmp_path):
 
 
 def test_the_text_lists_warnings_about_what_was_read_before_unread_resource_types(tmp_path):
-    """A Synthea bundle carries dozens of Claims and Encounters before its first Observation: the
-    first 20 warnings listed are those that change or leave out what the profile says."""
+    """A Synthea bundle carries dozens of Claims and Encounters before its first Observation, and
+    vital signs no rule reads: the first 20 warnings listed are those that change what the profile
+    says, then those that may hide what a criterion asks about (a procedure with a malformed code)."""
     bundle = json.loads((ROOT / "patients/fhir/P01-jakarta-cpb-si-eligible.bundle.json").read_text(encoding="utf-8"))
     bundle["entry"] += [{"resource": {"resourceType": "Claim", "id": f"claim-{i}"}} for i in range(25)] + [
         {"resource": {"resourceType": "Observation", "id": "weight", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
                       "effectiveDateTime": "2026-11-01", "valueQuantity": {"value": 70, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}},
         {"resource": {"resourceType": "Observation", "id": "bili", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "1975-2"}]},
-                      "effectiveDateTime": "2026-11", "valueQuantity": {"value": 2.0, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"}}}]
+                      "effectiveDateTime": "2026-11", "valueQuantity": {"value": 2.0, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"}}},
+        {"resource": {"resourceType": "Procedure", "id": "tx", "status": "completed", "subject": {"reference": "Patient/P01"},
+                      "code": {"coding": [{"system": "http://snomed.info/sct", "code": "liver-tx"}]}, "performedDateTime": "2020-01-01"}}]
     path = tmp_path / "P01-with-claims.bundle.json"
     path.write_text(json.dumps(bundle), encoding="utf-8")
     _, warnings = load_patient_with_warnings(path)
-    assert [(w.code.value, w.skipped) for w in warnings] == [("unsupported_resource", True)] * 25 + [("unknown_code", True), ("partial_date", False)]
-    text = run("screen", str(path), *RULES, "--as-of", "2026-11-22")
-    section = text.output.split("FHIR mapping warnings: 27 (unsupported_resource 25, unknown_code 1, partial_date 1)\n", 1)[1].splitlines()
-    assert section == [f"  kept: {warnings[26]}", *(f"  skipped: {w}" for w in [warnings[25], *warnings[:18]]),
-                       "  ... and 7 more (--format json lists them all)"]
+    assert [(w.code.value, w.skipped) for w in warnings] == [("unsupported_resource", True)] * 25 + [
+        ("unknown_code", True), ("partial_date", False), ("invalid_code", True)]
+    text = runner.invoke(app, ["screen", str(path), *RULES, "--as-of", "2026-11-22"], env={"COLUMNS": "200"})  # a warning a line
+    section = text.output.split("FHIR mapping warnings: 28 (unsupported_resource 25, unknown_code 1, partial_date 1, invalid_code 1)\n", 1)[1]
+    assert section.splitlines() == [f"  kept: {warnings[26]}", *(f"  skipped: {w}" for w in [warnings[27], warnings[25], *warnings[:17]]),
+                                    "  ... and 8 more (--format json lists them all)"]
     assert "warnings" not in json.loads(run("screen", P01, *RULES, "--as-of", "2026-11-22", "--format", "json").output)
 
 

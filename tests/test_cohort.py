@@ -90,7 +90,7 @@ def test_a_prothrombin_time_without_its_control_is_named_in_the_reason_and_not_i
     results, _ = _run(tmp_path / "pt.ndjson", rules=rules, trials=["NCT04357600"])
     reference = screen(parse_patient(profile), rules, as_of=AS_OF, trials=["NCT04357600"]).results[0]
     i2 = next(c for c in reference.criteria if c.id == "I2")
-    assert i2.reason == ("Unknown: Child-Pugh class is B or C; cannot tell whether B (the latest INR, on 2026-07-30, is older; "
+    assert i2.reason == ("Unknown: Child-Pugh class is B or C; cannot tell whether B (the latest INR, on 2026-07-30, is older than 90 days; "
                          "the prothrombin time on 2026-11-08 was recorded without its control).")
     assert results.missing[0] == ";".join(reference.missing) == "INR or prothrombin time with control (last 90 days)"
 
@@ -405,7 +405,7 @@ def test_screen_cohort_cli_writes_results(tmp_path, suffix):
     assert "12 patients screened" in result.output and "2 rows with errors" in result.output
     written = pd.read_csv(out, dtype=str, keep_default_na=False) if suffix == "csv" else pd.read_parquet(out)
     assert len(written) == 24
-    assert list(written.columns) == ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
+    assert list(written.columns) == ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
@@ -420,7 +420,7 @@ def test_an_empty_cohort_writes_empty_results_and_a_report(tmp_path, suffix, coh
     assert result.exit_code == 0, result.output
     assert "0 patients screened" in result.output
     written = pd.read_csv(out, dtype=str) if suffix == "csv" else pd.read_parquet(out)
-    assert list(written.columns) == ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
+    assert list(written.columns) == ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
     assert written.empty and (tmp_path / "report" / "report.md").exists()
 
 

@@ -729,6 +729,66 @@ def test_cohort_bulk_export_patient_with_an_invalid_resource_is_an_error_row(rul
     assert [(w.code.value, w.resource_id) for w in warnings] == [("unsupported_resource", "e1")]
 
 
+@needs_shared
+def test_cohort_rows_of_a_patient_recorded_as_deceased_carry_the_notice_and_the_worklists_show_it(rules, tmp_path):
+    """A deceased patient is screened like any other (the criteria decide), but every one of its
+    result rows says so, the run's summary counts them, and a near-miss worklist that lists one
+    says so beside the id: a worklist is for phone calls."""
+    out, report = tmp_path / "results.csv", tmp_path / "report"
+    run = CliRunner().invoke(app, ["screen-cohort", str(SYNTHETIC / "bulk-10-patients"), "--out", str(out), "--rules", str(ROOT / "rules"),
+                                   "--as-of", "2015-01-01", "--trial", "NCT04357600", "--report", str(report)])
+    assert run.exit_code == 0, run.output
+    assert "patients with a notice (e.g. recorded as deceased): 3;" in run.output
+    rows = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert dict(rows.loc[rows.notice != "", ["patient_id", "notice"]].itertuples(index=False, name=None)) == {
+        "129c6ac7-8d06-89de-ad63-0204a93e76c3": "the patient is recorded as deceased on 1989-05-09",
+        "3af3708d-41f1-cd80-f3dd-ec5ac76072bf": "the patient is recorded as deceased on 1971-10-01",
+        "79a66c97-6131-3213-f3c9-4606946ab056": "the patient is recorded as deceased on 1994-11-11",
+    }
+    worklist = pd.read_csv(report / "NCT04357600-near-miss-ineligible.csv", dtype=str, keep_default_na=False)
+    flagged = worklist[worklist["check before contacting"] != ""]
+    assert list(flagged.patient_id) == ["3af3708d-41f1-cd80-f3dd-ec5ac76072bf"]
+    assert "1 of them has a notice under 'check before contacting'" in (report / "report.md").read_text()
+
+
+def test_ndjson_lines_may_be_fhir_bundles_screened_as_screen_screens_them(rules, tmp_path):
+    """An NDJSON cohort of Bundles (one per line, as POST /screen/batch takes them) gives each
+    Bundle's verdicts; a line holding another FHIR resource is an error row naming the line."""
+    bundles = sorted((ROOT / "patients" / "fhir").glob("*.bundle.json"))
+    cohort = tmp_path / "bundles.ndjson"
+    lines = [json.dumps(json.loads(path.read_text())) for path in bundles] + [json.dumps(PATIENT)]
+    cohort.write_text("\n".join(lines) + "\n")
+    warnings: list = []
+    rows = pd.concat(list(screen_cohort(read_cohort(cohort, chunk_size=4, on_fhir_warnings=warnings.extend), rules, AS_OF)), ignore_index=True)
+    expected = [(t.trial_id, t.verdict.value, ";".join(t.deciding)) for path in bundles for t in screen(load_patient(path), rules, as_of=AS_OF).results]
+    assert list(rows[["trial_id", "verdict", "deciding"]].itertuples(index=False, name=None))[:-2] == expected
+    assert list(rows.patient_id[:-2:2]) == [load_patient(path).id for path in bundles]
+    assert list(rows.verdict[-2:]) == ["error", "error"]
+    assert rows.error.iloc[-1] == f"line {len(bundles) + 1}: field resourceType: expected a FHIR Bundle, got 'Patient'"
+    assert len(warnings) == sum(len(load_patient_with_warnings(path)[1]) for path in bundles)
+
+
+@pytest.mark.parametrize(("make", "said"), [
+    (lambda folder: (folder / "a.bundle.json").write_text("{}"),
+     "not a cohort folder: no patients.csv or patients.parquet (long tables) and no *.ndjson files (a FHIR bulk export) "
+     "(for FHIR Bundles, one per patient: put them in an .ndjson file, one per line)"),
+    (lambda folder: (folder / "notes.txt").write_text(""),
+     "not a cohort folder: no patients.csv or patients.parquet (long tables) and no *.ndjson files (a FHIR bulk export)"),
+])
+def test_a_folder_that_is_no_cohort_says_what_a_cohort_folder_holds(tmp_path, make, said):
+    make(tmp_path)
+    with pytest.raises(PatientDataError) as raised:
+        next(read_cohort(tmp_path))
+    assert raised.value.problem == said
+
+
+def test_a_single_json_file_is_pointed_to_screen(tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text("{}")
+    with pytest.raises(PatientDataError, match="a .json file holds one patient: screen it with `screening screen`"):
+        next(read_cohort(path))
+
+
 def _ndjson(folder: Path, name: str, *resources: dict | str) -> None:
     folder.mkdir(exist_ok=True)
     (folder / name).write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in resources))

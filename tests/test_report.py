@@ -67,6 +67,14 @@ def test_report_cli_from_a_results_file(tmp_path):
     assert (tmp_path / "later" / "report.md").read_text() == (tmp_path / "now" / "report.md").read_text()
 
 
+@pytest.mark.parametrize("as_of", ["banana", "2026-11-31", "20261122"])
+def test_report_cli_refuses_a_screening_date_that_is_no_date(tmp_path, as_of):
+    result = CliRunner().invoke(app, ["report", str(FLAT), "--out", str(tmp_path / "report"), "--rules", str(RULES_DIR), "--as-of", as_of])
+    assert result.exit_code == 2
+    assert f"--as-of: not a date in YYYY-MM-DD form: {as_of!r}" in result.output
+    assert not (tmp_path / "report").exists()
+
+
 HEADER = "patient_id,trial_id,verdict,deciding,unknown,missing,criteria,error\n"
 
 

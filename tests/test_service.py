@@ -74,6 +74,16 @@ def test_trials(client, rules):
     assert client.get(f"/trials/{body[0]['trial_id']}").json() == body[0]
 
 
+def test_a_trials_caveats_are_those_its_results_carry(client):
+    """NCT03945487 publishes no eligibility criteria: /trials says so as every result of it does."""
+    results = client.post("/screen?as_of=2026-11-22", content=P01.read_bytes()).json()["results"]
+    assert len(results) == 2
+    for result in results:
+        info = client.get(f"/trials/{result['trial_id']}").json()
+        assert info["caveats"] == result["caveats"]
+    assert any("derived from the study description" in c for c in client.get("/trials/NCT03945487").json()["caveats"])
+
+
 def test_unknown_trial_is_404(client):
     response = client.get("/trials/NCT00000000")
     assert response.status_code == 404

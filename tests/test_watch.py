@@ -409,7 +409,10 @@ def test_a_reader_that_stops_reading_ends_the_watch_without_a_traceback():
 
 def test_an_interrupt_ends_the_watch_without_a_traceback():
     command = [sys.executable, "-m", "screening", "watch", "--rules", str(RULES_DIR), "--as-of", "2026-11-22", "--engine", "explain"]
-    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as watching:
+    # a shell without job control starts background commands with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: the child gets the default disposition, as in a terminal
+    with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as watching:
         watching.stdin.write(STREAM.read_text().splitlines()[0] + "\n")
         watching.stdin.flush()
         assert json.loads(watching.stdout.readline())["patient_id"] == "P11"  # waiting for the next line

@@ -3,8 +3,9 @@
     python patients/cohorts/build.py
 
 - ``examples.ndjson``: every profile in ``patients/examples/``, one per line;
-- ``long/``: the same patients as long EHR-style tables (CSV), the shape ``screening
-  screen-cohort`` reads from a folder (see ``screening/cohort/long.py``).
+- ``long/``: the same patients but P12 and P17 (whose histories were not reviewed, which a long
+  table cannot say) as long EHR-style tables (CSV), the shape ``screening screen-cohort`` reads
+  from a folder (see ``screening/cohort/long.py``).
 ``flat-sample.csv`` is written by hand (see ``screening/cohort/flat.py`` for its columns).
 """
 

@@ -40,6 +40,9 @@ CSV_OPTIONS: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_value
 # a row (or profile dict) the reader could not read, e.g. a CSV line with more fields than the header:
 # its cells are empty and this column names the problem, which becomes the row's error
 ERROR_MARKER = "__error__"
+# a profile dict's notices (screening.fhir.result.NOTICE_CODES: e.g. recorded as deceased), joined
+# with "; ": taken out before validation, they become the result rows' ``notice``
+NOTICE_MARKER = "__notice__"
 
 
 def _dated(row: dict[str, Any], column: str) -> dict[str, str]:

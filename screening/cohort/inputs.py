@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
-from ..fhir.result import FhirWarning
+from ..fhir.result import FhirWarning, MappedProfile, notice_messages
 from ..jsontext import JsonProblem, decode_json
 from .csvfile import read_csv
-from .flat import ERROR_MARKER
+from .flat import ERROR_MARKER, NOTICE_MARKER
 from .long import read_long, reading, to_frame
 
 T = TypeVar("T")
@@ -36,9 +36,11 @@ def read_cohort(path: str | Path, chunk_size: int | None = None,
     profiles each; default :data:`TABLE_CHUNK` for a flat table, :data:`PROFILE_CHUNK` for profiles
     from NDJSON, long tables or a bulk export, so memory stays bounded): frames of a ``.csv`` or
     ``.parquet`` flat table, lists of profile dicts from ``.ndjson``/``.jsonl`` (one profile per
-    line), a folder of long tables, or a folder of ``*.ndjson`` files without a ``patients``
-    table, read as a FHIR R4 Bulk Data export (one profile per Patient; ``on_fhir_warnings``, when
-    given, is called with the export's mapping warnings, then with each patient's). For long tables,
+    line; a line may be a FHIR R4 Bundle), a folder of long tables, or a folder of ``*.ndjson``
+    files without a ``patients`` table, read as a FHIR R4 Bulk Data export (one profile per
+    Patient). ``on_fhir_warnings``, when given, is called with an export's own mapping warnings,
+    then with each FHIR patient's; a patient's notices (recorded as deceased) go with its profile
+    dict as ``{"__notice__": ...}``, for its result rows. For long tables,
     ``on_unmatched``, when given, is called with each table's count of rows naming no patient of
     ``patients`` (:func:`screening.cohort.long.read_long`). A line that is not JSON, or a patient with a resource
     that is not valid FHIR R4, yields an error marker dict ``{"__error__": ...}`` in its place, and a
@@ -52,6 +54,10 @@ def read_cohort(path: str | Path, chunk_size: int | None = None,
         yield from _bulk_export(path, chunk_size, on_fhir_warnings)
         return
     if path.is_dir():
+        if not any((path / f"patients{suffix}").exists() for suffix in (".csv", ".parquet")):
+            bundles = " (for FHIR Bundles, one per patient: put them in an .ndjson file, one per line)" if any(path.glob("*.json")) else ""
+            raise PatientDataError(f"not a cohort folder: no patients.csv or patients.parquet (long tables) and no *.ndjson files "
+                                   f"(a FHIR bulk export){bundles}", source=str(path))
         yield from read_long(path, chunk_size, on_unmatched)
         return
     suffix = path.suffix.lower()
@@ -67,9 +73,12 @@ def read_cohort(path: str | Path, chunk_size: int | None = None,
             yield from _read_ahead(to_frame(batch) for batch in batches)
     elif suffix in (".ndjson", ".jsonl"):
         with path.open("rb") as handle:  # decoded line by line: an undecodable line is that row's error
-            yield from _in_chunks((_profile_or_error(line, number) for number, line in enumerate(handle, start=1) if line.strip()), chunk_size)
+            lines = (_profile_or_error(line, number, on_fhir_warnings) for number, line in enumerate(handle, start=1) if line.strip())
+            yield from _in_chunks(lines, chunk_size)
     else:
-        raise PatientDataError(f"unknown cohort format {suffix!r}: use .csv, .parquet, .ndjson/.jsonl or a folder of long tables", source=str(path))
+        one = "; a .json file holds one patient: screen it with `screening screen`" if suffix == ".json" else ""
+        raise PatientDataError(f"unknown cohort format {suffix!r}: use .csv, .parquet, .ndjson/.jsonl (profiles or FHIR Bundles, one per "
+                               f"line), a folder of long tables or a FHIR bulk export folder{one}", source=str(path))
 
 
 def _bulk_export(path: Path, chunk_size: int, on_warnings: Callable[[tuple[FhirWarning, ...]], Any] | None) -> Iterator[list[dict[str, Any]]]:
@@ -79,14 +88,22 @@ def _bulk_export(path: Path, chunk_size: int, on_warnings: Callable[[tuple[FhirW
     if on_warnings is not None:
         on_warnings(export.warnings)
 
-    def profile(result: Any) -> dict[str, Any]:
+    def profile(result: MappedProfile | PatientDataError) -> dict[str, Any]:
         if isinstance(result, PatientDataError):
             return {"id": result.patient_id, ERROR_MARKER: str(result)}
-        if on_warnings is not None:
-            on_warnings(result.warnings)
-        return result.profile.model_dump()
+        return _mapped(result, on_warnings)
 
     yield from _in_chunks(map(profile, export.results()), chunk_size)
+
+
+def _mapped(mapped: MappedProfile, on_warnings: Callable[[tuple[FhirWarning, ...]], Any] | None) -> dict[str, Any]:
+    """A FHIR-mapped profile as a profile dict, its notices (:data:`NOTICE_MARKER`) with it."""
+    if on_warnings is not None:
+        on_warnings(mapped.warnings)
+    data = mapped.profile.model_dump()
+    if notices := notice_messages(mapped.warnings):
+        data[NOTICE_MARKER] = "; ".join(notices)
+    return data
 
 
 def _in_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -96,11 +113,21 @@ def _in_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def _profile_or_error(line: bytes, number: int) -> Any:
-    """The JSON value on an NDJSON line, or an error marker naming the line."""
+def _profile_or_error(line: bytes, number: int, on_warnings: Callable[[tuple[FhirWarning, ...]], Any] | None = None) -> Any:
+    """The profile on an NDJSON line: the JSON value, or the profile a FHIR R4 ``Bundle`` maps to
+    (a line with a ``resourceType``, as ``screening screen`` and ``POST /screen/batch`` read one);
+    an error marker naming the line when it is neither JSON nor a Bundle that can be mapped."""
     try:
-        return decode_json(line)
+        data = decode_json(line)
     except JsonProblem as exc:
+        return {ERROR_MARKER: f"line {number}: {exc}"}
+    if not (isinstance(data, dict) and "resourceType" in data):
+        return data
+    from ..fhir.bundle import bundle_to_profile  # loads fhir.resources: only for Bundles
+
+    try:
+        return _mapped(bundle_to_profile(data), on_warnings)
+    except PatientDataError as exc:
         return {ERROR_MARKER: f"line {number}: {exc}"}
 
 

@@ -39,8 +39,9 @@ from .run import COLUMNS  # noqa: E402
 SHOWN = 100  # near-miss patients shown per list; all of them are in the CSV file beside the report
 VERDICT_ORDER = ["eligible", "undetermined", "ineligible", "error"]
 VERDICT_COLOURS = {"eligible": "#2e7d32", "undetermined": "#f9a825", "ineligible": "#c62828", "error": "#757575"}
-READ = [c for c in COLUMNS if c not in ("error", "rules_hash")]  # required: the reasons ("error") are not reported,
-# and results written before the rules hash was recorded have no "rules_hash" (read when present)
+READ = [c for c in COLUMNS if c not in ("error", "rules_hash", "notice")]  # required: the reasons ("error") are not reported,
+# and results written before the rules hash and notices were recorded have no "rules_hash" or "notice" (read when present)
+NOTICE = "check before contacting"  # a worklist's column for the result rows' notices (e.g. recorded as deceased)
 OUTCOME_CODES = {outcome.value: code for code, outcome in enumerate(Outcome)}
 
 
@@ -83,7 +84,7 @@ def _texts(results: pd.DataFrame) -> pd.DataFrame:
     if absent:
         raise ScreeningError(f"not cohort results: no column {', '.join(absent)}")
     columns = {"patient_id": results["patient_id"].astype(str).fillna("").array}
-    for name in READ[1:] + (["rules_hash"] if "rules_hash" in results.columns else []):
+    for name in READ[1:] + [c for c in ("rules_hash", "notice") if c in results.columns]:
         column = results[name].astype("category")
         column = column.cat.rename_categories([str(c) for c in column.cat.categories])
         if column.isna().any():
@@ -176,7 +177,8 @@ def _near_ineligible(screened: pd.DataFrame, rows: np.ndarray, failing: np.ndarr
     order = np.argsort(also != "", kind="stable")
     failed = ids[failing.argmax(axis=1)][combination]
     patients = screened["patient_id"].array[listed].take(order)
-    return pd.DataFrame({"patient_id": patients, "failed criterion": failed[order], "also unknown": also[order]})
+    frame = pd.DataFrame({"patient_id": patients, "failed criterion": failed[order], "also unknown": also[order]})
+    return _with_notices(frame, screened, np.flatnonzero(listed)[order])
 
 
 def _near_undetermined(screened: pd.DataFrame, rows: np.ndarray, failing: np.ndarray, unknown: np.ndarray, trial: Trial) -> pd.DataFrame:
@@ -185,8 +187,18 @@ def _near_undetermined(screened: pd.DataFrame, rows: np.ndarray, failing: np.nda
     undetermined = (~failing.any(axis=1) & unknown.any(axis=1))[rows]
     missing = screened["missing"]
     listed = undetermined & (missing != "").to_numpy() & ~missing.str.contains(";", regex=False).to_numpy(dtype=bool)
-    return pd.DataFrame({"patient_id": screened["patient_id"].array[listed], "unknown criteria": _joined(ids, unknown)[rows[listed]],
-                         "missing item": missing.array[listed]})
+    frame = pd.DataFrame({"patient_id": screened["patient_id"].array[listed], "unknown criteria": _joined(ids, unknown)[rows[listed]],
+                          "missing item": missing.array[listed]})
+    return _with_notices(frame, screened, np.flatnonzero(listed))
+
+
+def _with_notices(worklist: pd.DataFrame, screened: pd.DataFrame, at: np.ndarray) -> pd.DataFrame:
+    """``worklist`` (rows ``at`` of ``screened``) with a :data:`NOTICE` column when any of its
+    patients has a notice: a patient recorded as deceased is listed, and said to be."""
+    if "notice" not in screened.columns:
+        return worklist
+    notices = np.asarray(screened["notice"].array, dtype=object)[at]
+    return worklist.assign(**{NOTICE: notices}) if (notices != "").any() else worklist
 
 
 def _trial_report(rows: pd.DataFrame, trial: Trial) -> TrialReport:
@@ -367,6 +379,14 @@ def _counted(frame: pd.DataFrame, by: str, order: list[str] | None = None) -> pd
     return pd.DataFrame({by: counts.index.astype(str), "patients": counts.to_numpy().astype(int)})
 
 
+def _noticed(worklist: pd.DataFrame) -> tuple[str, ...]:
+    if NOTICE not in worklist.columns:
+        return ()
+    count = int((worklist[NOTICE] != "").sum())
+    return (f"{count:,} of them {'has' if count == 1 else 'have'} a notice under '{NOTICE}' (e.g. recorded as deceased): "
+            "read it before any contact. ",)
+
+
 def _near_miss_blocks(report: TrialReport, files: dict[str, str]) -> list[Block]:
     ineligible, undetermined = report.near_miss_ineligible, report.near_miss_undetermined
     passing = int((ineligible["also unknown"] == "").sum())
@@ -379,14 +399,14 @@ def _near_miss_blocks(report: TrialReport, files: dict[str, str]) -> list[Block]
         Heading(3, "Near misses: ineligible by exactly one criterion"),
         Paragraph((f"Patients whom one criterion alone makes ineligible; those passing every other criterion ({passing:,}) are listed first. "
                    "For the others, 'also unknown' names criteria still unknown, so they would be undetermined, not eligible, "
-                   "if the failed criterion passed. ", *_listed(len(ineligible), files["ineligible"]))),
+                   "if the failed criterion passed. ", *_noticed(ineligible), *_listed(len(ineligible), files["ineligible"]))),
     ]
     if len(ineligible):
         blocks += [Paragraph(("Patients per failed criterion:",)), Table(by_criterion), Paragraph(("Patients:",)), Table(ineligible.head(SHOWN))]
     blocks += [
         Heading(3, "Near misses: undetermined, one item missing (everything else passes)"),
         Paragraph(("Patients no criterion excludes, for whom one missing item (which may decide several unknown criteria) stands "
-                   "between them and a verdict. ", *_listed(len(undetermined), files["undetermined"]))),
+                   "between them and a verdict. ", *_noticed(undetermined), *_listed(len(undetermined), files["undetermined"]))),
     ]
     if len(undetermined):
         blocks += [Paragraph(("Patients per missing item:",)), Table(_counted(undetermined, "missing item")), Paragraph(("Patients:",)),

@@ -35,10 +35,10 @@ from ..rules.model import Defaults
 from .cells import read_chunk
 from .collector import fewer_collections
 from .columnar import fact_columns
-from .flat import ERROR_MARKER, row_to_profile
+from .flat import ERROR_MARKER, NOTICE_MARKER, row_to_profile
 from .long import Source, located
 
-COLUMNS = ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error"]
+COLUMNS = ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
 Chunk = pd.DataFrame | list[dict[str, Any]]
 
 
@@ -48,6 +48,7 @@ class CohortSummary:
 
     rows: int = 0
     errors: int = 0
+    notices: int = 0  # rows (patients) with a notice, e.g. recorded as deceased
     verdicts: dict[str, Counter] = field(default_factory=dict)
 
     def add(self, frame: pd.DataFrame) -> None:
@@ -78,24 +79,25 @@ def screen_cohort(
     selected = rules.select(trials)
     summary = summary if summary is not None else CohortSummary()
     if workers > 1:
-        screened: Iterable[tuple[pd.DataFrame, int, int]] = _in_processes(chunks, rules, as_of, selected, workers)
+        screened: Iterable[tuple[pd.DataFrame, int, int, int]] = _in_processes(chunks, rules, as_of, selected, workers)
     else:
         compiled = [compile_trial(rules.trials[trial_id]) for trial_id in selected]
         screened = (_screen_chunk(chunk, rules, as_of, compiled) for chunk in chunks)
     with fewer_collections():
-        for frame, rows, errors in screened:
+        for frame, rows, errors, notices in screened:
             summary.rows += rows
             summary.errors += errors
+            summary.notices += notices
             summary.add(frame)
             yield frame
 
 
-def _screen_chunk(chunk: Chunk, rules: RuleSet, as_of: dt.date, compiled: list[VectorTrial]) -> tuple[pd.DataFrame, int, int]:
-    """(results, rows, rows with an error) of one chunk."""
+def _screen_chunk(chunk: Chunk, rules: RuleSet, as_of: dt.date, compiled: list[VectorTrial]) -> tuple[pd.DataFrame, int, int, int]:
+    """(results, rows, rows with an error, rows with a notice) of one chunk."""
     batch = _TableBatch(chunk, rules, as_of) if isinstance(chunk, pd.DataFrame) else _ProfileBatch(chunk, rules, as_of)
     frame = _interleave([_trial_frame(trial, batch) for trial in compiled], batch.rows)
     errors = len(set().union(*(batch.errors(trial) for trial in compiled))) if compiled else 0
-    return frame, batch.rows, errors
+    return frame, batch.rows, errors, len(batch.notices)
 
 
 _WORKER: dict[str, Any] = {}  # in a worker process: the rules, screening date and compiled trials
@@ -122,12 +124,12 @@ def _keep_freed_memory() -> None:
     mallopt(_M_TRIM_THRESHOLD, 1 << 30)  # and the heap not trimmed: the peak stays what it was
 
 
-def _screen_in_worker(chunk: Chunk) -> tuple[pd.DataFrame, int, int]:
+def _screen_in_worker(chunk: Chunk) -> tuple[pd.DataFrame, int, int, int]:
     with fewer_collections():
         return _screen_chunk(chunk, _WORKER["rules"], _WORKER["as_of"], _WORKER["compiled"])
 
 
-def _in_processes(chunks: Iterable[Chunk], rules: RuleSet, as_of: dt.date, selected: list[str], workers: int) -> Iterator[tuple[pd.DataFrame, int, int]]:
+def _in_processes(chunks: Iterable[Chunk], rules: RuleSet, as_of: dt.date, selected: list[str], workers: int) -> Iterator[tuple[pd.DataFrame, int, int, int]]:
     """Results in input order, each yielded as soon as it and those before it are done."""
     with ProcessPoolExecutor(workers, initializer=_start_worker, initargs=(rules, as_of, selected)) as pool:
         for _ in range(workers):  # start (fork) the workers before reading: a reader may run a thread, and they warm up meanwhile
@@ -149,12 +151,16 @@ class _ProfileBatch:
         self.patient_ids = pd.array([_patient_id(data) for data in chunk], dtype="str")
         self.resolved: dict[int, PatientFacts] = {}  # by row, in row order
         self.invalid: dict[int, str] = {}
+        self.notices: dict[int, str] = {}  # by row: what to check before contacting the patient (NOTICE_MARKER)
         # of the profiles read from long tables: where each was, to name a row of a table in an error
         self.sources: dict[int, Source] = {i: source for i, source in enumerate(getattr(chunk, "sources", ())) if source is not None}
         for index, data in enumerate(chunk):
             if isinstance(data, dict) and ERROR_MARKER in data:
                 self.invalid[index] = data[ERROR_MARKER]
                 continue
+            if isinstance(data, dict) and NOTICE_MARKER in data:
+                self.notices[index] = str(data[NOTICE_MARKER])
+                data = {key: value for key, value in data.items() if key != NOTICE_MARKER}
             try:
                 # the facts of every trial share the normalized records (PatientFacts.with_defaults);
                 # a result the resolver refuses is an error whichever trial is screened
@@ -186,6 +192,7 @@ class _TableBatch:
         self.refused = np.flatnonzero(~self.chunk.ok)
         refused_rows = table.iloc[self.refused].to_dict("records") if len(self.refused) else []
         self.fallback = _ProfileBatch([row_to_profile(row) for row in refused_rows], rules, as_of)
+        self.notices: dict[int, str] = {}  # a flat row carries none
         self._errors: dict[str, dict[int, str]] = {}
 
     def errors(self, trial: VectorTrial) -> dict[int, str]:
@@ -247,6 +254,7 @@ def _trial_frame(trial: VectorTrial, batch: _TableBatch | _ProfileBatch) -> pd.D
         "missing": _categorical(_grouped_texts(missing, missing_texts), blank),
         "criteria": _categorical(rows["criteria"], blank),
         "error": _categorical(_grouped_texts(np.full(batch.rows, -1, dtype=np.int64), []), errors),
+        "notice": _categorical(_grouped_texts(np.full(batch.rows, -1, dtype=np.int64), []), batch.notices),
     })
 
 

@@ -43,6 +43,7 @@ from ..rules.model import (
     Op,
     Range,
     Timing,
+    Trial,
     Window,
 )
 
@@ -402,11 +403,16 @@ def evaluate_criterion(criterion: Criterion, facts: PatientFacts) -> CriterionRe
     )
 
 
+def trial_caveats(trial: Trial) -> tuple[str, ...]:
+    """What every result of ``trial`` says before its verdict is relied on: that criteria derived
+    from a study description are not the protocol's, then the rules file's own caveats."""
+    return ((STUDY_DESCRIPTION_CAVEAT,) if trial.source.basis is Basis.STUDY_DESCRIPTION else ()) + trial.caveats
+
+
 def trial_result(loaded: LoadedTrial, criteria: Sequence[CriterionResult]) -> TrialResult:
     """Assemble a trial's result from its criterion results: the verdict's one collapse point."""
     trial = loaded.trial
     verdict = logic.verdict((c.kind, c.outcome) for c in criteria)
-    caveats = ((STUDY_DESCRIPTION_CAVEAT,) if trial.source.basis is Basis.STUDY_DESCRIPTION else ()) + trial.caveats
     unknown = [c for c in criteria if c.outcome is Outcome.UNKNOWN]
     return TrialResult.trusted(
         trial_id=trial.id,
@@ -416,7 +422,7 @@ def trial_result(loaded: LoadedTrial, criteria: Sequence[CriterionResult]) -> Tr
         verdict=verdict,
         deciding=tuple(c.id for c in criteria if logic.fails(c.kind, c.outcome)),
         missing=tuple(sorted({m for c in unknown for m in c.missing})) if verdict is logic.Verdict.UNDETERMINED else (),
-        caveats=caveats,
+        caveats=trial_caveats(trial),
         criteria=tuple(criteria),
     )
 

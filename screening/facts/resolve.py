@@ -134,11 +134,12 @@ def _label_window(label: str, window: Window) -> str:
     return f"{label} (last {window.describe()})"
 
 
-def older(label: str, dates: Iterable[dt.date]) -> tuple[str, ...]:
-    """The note on records found only before a look-back window: the latest of ``dates`` (records
-    before the window's start), e.g. "the latest INR, on 2026-08-23, is older"; none without any."""
+def older(label: str, dates: Iterable[dt.date], window: Window) -> tuple[str, ...]:
+    """The note on records found only before a look-back ``window``: the latest of ``dates``
+    (records before the window's start), e.g. "the latest INR, on 2026-08-23, is older than 90
+    days"; none without any."""
     latest = max(dates, default=None)
-    return () if latest is None else (f"the latest {_in_sentence(label)}, on {latest.isoformat()}, is older",)
+    return () if latest is None else (f"the latest {_in_sentence(label)}, on {latest.isoformat()}, is older than {window.describe()}",)
 
 
 def _in_sentence(label: str) -> str:
@@ -384,7 +385,7 @@ class PatientFacts:
         if not results:
             uncontrolled = max((d for d in self._without_control.get(analyte, ()) if d >= start), default=None)
             notes = () if uncontrolled is None else (f"the {_in_sentence(info.display)} on {uncontrolled.isoformat()} was recorded without its control",)
-            notes += older(info.display, (lab.date for lab in self._labs.get(analyte, ()) if lab.date < start))
+            notes += older(info.display, (lab.date for lab in self._labs.get(analyte, ()) if lab.date < start), window)
             return NumberFact(info.display, Interval(), info.unit, missing=(_label_window(info.display, window),), notes=notes)
         if len(results) == 1:
             return NumberFact(info.display, results[0].interval, info.unit, (self._memo(self._lab_evidence, results[0]),))
@@ -404,7 +405,7 @@ class PatientFacts:
         start = window.start(self.as_of)
         found = [(a.date, a.grade) for a in self.profile.assessments if a.name is name and start <= a.date <= self.as_of]
         if not found:
-            notes = older(label, (a.date for a in self.profile.assessments if a.name is name and a.date < start))
+            notes = older(label, (a.date for a in self.profile.assessments if a.name is name and a.date < start), window)
             return NumberFact(label, Interval(), missing=(_label_window(label, window),), notes=notes)
         latest = max(d for d, _ in found)
         grades = sorted({g for d, g in found if d == latest})
@@ -618,7 +619,7 @@ class PatientFacts:
         value: Truth = True if len(certain) >= at_least else (False if len(certain) + len(possible) < at_least else None)
         evidence = tuple(certain + possible) if value is not False else ()
         missing = (f"dates of procedures matching {codelist.title}",) if value is None else ()
-        notes = older("one", before) if value is False and not certain and not possible else ()
+        notes = older("one", before, within) if within and value is False and not certain and not possible else ()
         return Finding(value, evidence, missing, reviewed=_count(len(self.profile.procedures), "procedure"), notes=notes)
 
     def imaging(self, finding: str, modalities: tuple, window: Window | None) -> Finding:
@@ -630,7 +631,7 @@ class PatientFacts:
         studies = [s for s in self.profile.imaging if start <= s.date <= self.as_of and (not modalities or s.modality in modalities)]
         kinds = "/".join(m.value for m in modalities) or "imaging"
         if not studies:
-            notes = older(kinds, (s.date for s in self.profile.imaging if s.date < start and (not modalities or s.modality in modalities)))
+            notes = older(kinds, (s.date for s in self.profile.imaging if s.date < start and (not modalities or s.modality in modalities)), window)
             return Finding(None, missing=(_label_window(kinds, window),), notes=notes)
         showing = [s for s in studies if s.findings is not None and finding in s.findings]
         uncoded = [s for s in studies if s.findings is None]
@@ -654,7 +655,7 @@ class PatientFacts:
         start = window.start(self.as_of)
         results = [q for q in self._qualitative.get(analyte, ()) if start <= q.date <= self.as_of]
         if not results:
-            notes = older(info.display, (q.date for q in self._qualitative.get(analyte, ()) if q.date < start))
+            notes = older(info.display, (q.date for q in self._qualitative.get(analyte, ()) if q.date < start), window)
             return Finding(None, missing=(_label_window(info.display, window),), notes=notes)
         latest = max(q.date for q in results)
         same_day = sorted(((q, self._memo(self._qualitative_evidence, q)) for q in results if q.date == latest), key=lambda pair: (pair[1].source or "", pair[0].result.value))

@@ -180,16 +180,20 @@ _ROUTINE_WARNINGS = frozenset({"unsupported_resource", "not_fhir", "no_patient"}
 
 def _warning_rank(warning: FhirWarning) -> int:
     """0: a resource kept with a stated reading (it changes what the profile says); 1: a resource of
-    a type the mapping reads, left out; 2: a resource of a type it does not read (Claim, Encounter...)."""
+    a type the mapping reads, left out for a problem with it (a malformed code, a unit that does not
+    convert, no date...), which may hide what a criterion asks about; 2: one left out for a code the
+    rules do not use (mostly observations no criterion reads: vital signs, other labs); 3: a
+    resource of a type the mapping does not read (Claim, Encounter...)."""
     if warning.code.value in _ROUTINE_WARNINGS:
-        return 2
-    return 1 if warning.skipped else 0
+        return 3
+    if not warning.skipped:
+        return 0
+    return 2 if warning.code.value == "unknown_code" else 1
 
 
 def render_warnings(warnings: Sequence[FhirWarning], console: Console, limit: int = 20) -> None:
-    """The FHIR mapping warnings after the result: a count by code, then the first ``limit``, those
-    about resources kept with a stated reading first, then those about resources left out of a type
-    the mapping reads, then the others (each group in the data's order)."""
+    """The FHIR mapping warnings after the result: a count by code, then the first ``limit`` in the
+    order of :func:`_warning_rank` (each group in the data's order)."""
     if not warnings:
         return
     counts = ", ".join(f"{code.value} {n}" for code, n in Counter(w.code for w in warnings).most_common())

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from .. import __version__, screen
 from ..errors import PatientDataError, RulesError, UnknownTrialError
+from ..evaluators.explain import trial_caveats
 from ..jsontext import JsonProblem, decode_json
 from ..patient.io import _field_path, parse_patient
 from ..patient.model import PatientProfile
@@ -360,5 +361,5 @@ def _trial_info(rules: RuleSet, trial_id: str) -> TrialInfo:
     loaded = rules.trials[trial_id]
     t = loaded.trial
     return TrialInfo(trial_id=t.id, title=t.title, phase=t.phase, sites=t.sites, version=t.version, rules_hash=loaded.rules_hash,
-                     basis=t.source.basis.value, source_url=t.source.url, caveats=t.caveats,
+                     basis=t.source.basis.value, source_url=t.source.url, caveats=trial_caveats(t),
                      criteria=tuple({"id": c.id, "kind": c.kind, "text": c.text, "reading": c.reading} for c in t.criteria))
