@@ -200,8 +200,9 @@ def test_batch_json_keeps_going_past_a_bad_row(client, rules):
     body = response.json()
     assert len(body) == len(rows)
     assert body[0] == screen(load_patient(EXAMPLES[0]), rules, as_of=AS_OF).model_dump(mode="json")
-    assert body[1] == {"index": 1, "error": "Input should be 'female', 'male' or 'other'", "field": "sex"}
-    assert body[2]["index"] == 2 and body[2]["field"] is None
+    assert body[1] == {"index": 1, "error": "Input should be 'female', 'male' or 'other'", "field": "sex", "patient_id": "P01"}
+    assert body[1]["patient_id"] == client.post("/screen", params=QUERY, json=_p01(sex="mail")).json()["patient_id"]
+    assert body[2]["index"] == 2 and body[2]["field"] is None and body[2]["patient_id"] is None
     assert body[3] == client.post("/screen", params=QUERY, json=_json(bundle)).json()
     assert body[4] == screen(load_patient(EXAMPLES[1]), rules, as_of=AS_OF).model_dump(mode="json")
 
@@ -215,7 +216,7 @@ def test_batch_ndjson(client, rules):
     assert len(out) == 4  # the blank line is no input
     assert out[0] == screen(load_patient(EXAMPLES[2]), rules, as_of=AS_OF).model_dump(mode="json")
     assert out[1]["index"] == 1 and out[1]["error"].startswith("not valid JSON")
-    assert out[2] == {"index": 2, "error": "Input should be 'female', 'male' or 'other'", "field": "sex"}
+    assert out[2] == {"index": 2, "error": "Input should be 'female', 'male' or 'other'", "field": "sex", "patient_id": "P01"}
     assert out[3] == screen(load_patient(EXAMPLES[3]), rules, as_of=AS_OF).model_dump(mode="json")
 
 

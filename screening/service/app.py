@@ -308,7 +308,8 @@ def create_app(config: ServiceConfig | None = None) -> FastAPI:
                     raise item
                 out.append(_screen(item, options, rules))
             except ServiceError as exc:
-                out.append(BatchError(index=index, error=exc.body["error"], field=exc.body.get("field")).model_dump_json().encode())
+                out.append(BatchError(index=index, error=exc.body["error"], field=exc.body.get("field"),
+                                      patient_id=exc.body.get("patient_id")).model_dump_json().encode())
             await anyio.sleep(0)
         if request.headers.get("content-type", "").split(";")[0].strip().lower() in NDJSON_TYPES:
             return Response(b"".join(o + b"\n" for o in out), media_type="application/x-ndjson")

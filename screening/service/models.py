@@ -48,6 +48,7 @@ class BatchError(_Model):
     index: int = Field(description="0-based position of the input (array item or NDJSON line with content)")
     error: str
     field: str | None = None
+    patient_id: str | None = Field(default=None, description="The input's patient id, when it could be read (as POST /screen's 422 gives it)")
 
 
 class ErrorBody(_Model):
