@@ -163,26 +163,26 @@ def _any(*kids):
     value = False
     for k in kids:
         if k[0] is True:
-            value = True
-            break
+            return _combined(True, kids)
         if k[0] is None:
             value = None
-    if value is None:
-        und = [k for k in kids if k[0] is None]
-        return (None, tuple(e for k in kids for e in k[1]), tuple(dict.fromkeys(m for k in und for m in k[2])),
-                "; ".join(dict.fromkeys(k[3] for k in und)))
-    rel = [k for k in kids if k[0] is value]
-    return (value, tuple(e for k in rel for e in k[1]), (), "; ".join(dict.fromkeys(k[3] for k in rel)))
+    return _combined(value, kids)
 
 
 def _all(*kids):
+    """Kleene AND, as :func:`_any`."""
     value = True
     for k in kids:
         if k[0] is False:
-            value = False
-            break
+            return _combined(False, kids)
         if k[0] is None:
             value = None
+    return _combined(value, kids)
+
+
+def _combined(value, kids):
+    """The children's evidence and reasons for ``value``: of those that decided it (of all when
+    unknown, with the unknown ones' missing items and reasons)."""
     if value is None:
         und = [k for k in kids if k[0] is None]
         return (None, tuple(e for k in kids for e in k[1]), tuple(dict.fromkeys(m for k in und for m in k[2])),
@@ -313,7 +313,7 @@ def screen_nct04357600(profile, as_of: dt.date, codelists, loaded) -> TrialResul
         high += 3
         missing.append("Total bilirubin (last 90 days)")
         if bili is not None:
-            notes.append(f"the latest total bilirubin, on {bili[0].date.isoformat()}, is older")
+            notes.append(f"the latest total bilirubin, on {bili[0].date.isoformat()}, is older than 90 days")
     if alb is not None and alb[0].date >= lab_start:
         obs, v = alb
         p = 1 if v > A_HIGH else 2 if v >= A_LOW else 3
@@ -327,7 +327,7 @@ def screen_nct04357600(profile, as_of: dt.date, codelists, loaded) -> TrialResul
         high += 3
         missing.append("Albumin (last 90 days)")
         if alb is not None:
-            notes.append(f"the latest albumin, on {alb[0].date.isoformat()}, is older")
+            notes.append(f"the latest albumin, on {alb[0].date.isoformat()}, is older than 90 days")
     if inr is not None and inr[0].date >= lab_start:
         obs, v = inr
         p = 1 if v < I_LOW else 2 if v <= I_HIGH else 3
@@ -341,7 +341,7 @@ def screen_nct04357600(profile, as_of: dt.date, codelists, loaded) -> TrialResul
         high += 3
         missing.append("INR or prothrombin time with control (last 90 days)")
         if inr is not None:
-            notes.append(f"the latest INR, on {inr[0].date.isoformat()}, is older")
+            notes.append(f"the latest INR, on {inr[0].date.isoformat()}, is older than 90 days")
     if ascites is not None and ascites.date >= lab_start:
         g = ascites.grade
         p = _ASCITES_POINTS[g]
@@ -353,7 +353,7 @@ def screen_nct04357600(profile, as_of: dt.date, codelists, loaded) -> TrialResul
         high += 3
         missing.append("Ascites grade (last 90 days)")
         if ascites is not None:
-            notes.append(f"the latest ascites grade, on {ascites.date.isoformat()}, is older")
+            notes.append(f"the latest ascites grade, on {ascites.date.isoformat()}, is older than 90 days")
     if enceph is not None and enceph.date >= lab_start:
         g = enceph.grade
         p = _ENCEPHALOPATHY_POINTS[g]
@@ -366,7 +366,7 @@ def screen_nct04357600(profile, as_of: dt.date, codelists, loaded) -> TrialResul
         high += 3
         missing.append("Encephalopathy grade (last 90 days)")
         if enceph is not None:
-            notes.append(f"the latest encephalopathy grade, on {enceph.date.isoformat()}, is older")
+            notes.append(f"the latest encephalopathy grade, on {enceph.date.isoformat()}, is older than 90 days")
     exact = low == high
     score = EV(fact="child_pugh.score", label="Child-Pugh score", value=low if exact else None, low=None if exact else float(low),
                              high=None if exact else float(high), parts=tuple(parts))
@@ -402,9 +402,9 @@ def screen_nct04357600(profile, as_of: dt.date, codelists, loaded) -> TrialResul
     else:
         older = study is not None  # a study before the window (one after the screening date is not one)
         hcc_leaf = (None, (), ("imaging (last 6 months)",),
-                    f"no imaging in the last 6 months (the latest imaging, on {study.date.isoformat()}, is older)" if older else "no imaging in the last 6 months")
+                    f"no imaging in the last 6 months (the latest imaging, on {study.date.isoformat()}, is older than 6 months)" if older else "no imaging in the last 6 months")
         i3 = _criterion(crit["I3"], None, (), ("ultrasound (last 6 months)",),
-                        f"no ultrasound in the last 6 months (the latest ultrasound, on {study.date.isoformat()}, is older)"
+                        f"no ultrasound in the last 6 months (the latest ultrasound, on {study.date.isoformat()}, is older than 6 months)"
                         if older and study.modality is ULTRASOUND else "no ultrasound in the last 6 months")
 
     # -- conditions: one pass, by code list --------------------------------------------------------
@@ -524,7 +524,7 @@ def screen_nct04357600(profile, as_of: dt.date, codelists, loaded) -> TrialResul
                 (None, hev, ("hCG pregnancy test: a conclusive result",), f"hCG pregnancy test is {r.value}: inconclusive")
         else:
             hcg_leaf = (None, (), ("hCG pregnancy test (last 30 days)",),
-                        f"no hCG pregnancy test result in the last 30 days (the latest hCG pregnancy test, on {hcg.date.isoformat()}, is older)"
+                        f"no hCG pregnancy test result in the last 30 days (the latest hCG pregnancy test, on {hcg.date.isoformat()}, is older than 30 days)"
                         if hcg is not None else "no hCG pregnancy test result in the last 30 days")
         lactating = profile.lactating
         if lactating is None:

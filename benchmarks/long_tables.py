@@ -10,14 +10,16 @@ are long: the history tables, not the patients table, are what grows). The histo
 shuffled, as an extract's rows need not come grouped by patient. Then each checkout runs
 ``screen-cohort``'s work in a fresh subprocess (``read_cohort`` -> ``screen_cohort`` ->
 ``ResultWriter`` to Parquet, both trials, one process), so its peak resident memory
-(``resource.getrusage``) is its own. Rows out == rows in is checked, and, with ``--against``, that
-both checkouts wrote the same results.
+(``resource.getrusage``) is its own, as are the garbage collector's passes per generation and
+the seconds they took (``gc.callbacks``). Rows out == rows in is checked, and, with
+``--against``, that both checkouts wrote the same results.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import resource
 import subprocess
@@ -82,14 +84,26 @@ def worker(checkout: str, folder: str, out: str, chunk_size: int) -> None:
 
     rules = load_rules(Path(checkout) / "rules")
     summary = CohortSummary()
+    collections, collecting, began = [0, 0, 0], [0.0], [0.0]
+
+    def timed(phase: str, info: dict) -> None:  # the garbage collector's passes during the run, and their time
+        if phase == "start":
+            began[0] = time.perf_counter()
+        else:
+            collections[info["generation"]] += 1
+            collecting[0] += time.perf_counter() - began[0]
+
+    gc.callbacks.append(timed)
     start = time.perf_counter()
     writer = ResultWriter(out)
     for frame in screen_cohort(read_cohort(folder, chunk_size), rules, dt.date.fromisoformat(AS_OF), None, summary):
         writer.write(frame)
     writer.close()
     seconds = time.perf_counter() - start
+    gc.callbacks.remove(timed)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_mib": peak, "rows": summary.rows, "errors": summary.errors}))
+    print(json.dumps({"seconds": seconds, "peak_mib": peak, "rows": summary.rows, "errors": summary.errors, "collections": collections,
+                      "collecting": collecting[0]}))
 
 
 def main() -> int:
@@ -105,7 +119,8 @@ def main() -> int:
         worker(*args.worker, args.chunk_size)
         return 0
     checkouts = {"this checkout": str(ROOT)} | ({f"--against {args.against}": args.against} if args.against else {})
-    print(f"| patients | history rows | format | checkout | seconds | patients/s | peak MiB |\n|---:|---:|---|---|---:|---:|---:|")
+    print("| patients | history rows | format | checkout | seconds | patients/s | peak MiB | collections (generation 0/1/2) | s collecting |\n"
+          "|---:|---:|---|---|---:|---:|---:|---:|---:|")
     status = 0
     for size in args.patients:
         with tempfile.TemporaryDirectory(prefix="long-bench-") as tmp:
@@ -124,9 +139,11 @@ def main() -> int:
                     print(f"{label}: {measured['rows']} rows out for {size} in", file=sys.stderr)
                     status = 1
                 print(f"| {size:,} | {histories:,} | {args.format} | {label} | {measured['seconds']:.1f} | "
-                      f"{size / measured['seconds']:,.0f} | {measured['peak_mib']:,.0f} |", flush=True)
+                      f"{size / measured['seconds']:,.0f} | {measured['peak_mib']:,.0f} | {'/'.join(map(str, measured['collections']))} | "
+                      f"{measured['collecting']:.1f} |", flush=True)
                 outputs.append(pd.read_parquet(out))
-            if len(outputs) == 2 and not outputs[0].equals(outputs[1]):
+            shared = [c for c in outputs[0].columns if c in outputs[-1].columns]  # an older checkout may write fewer columns
+            if len(outputs) == 2 and not outputs[0][shared].equals(outputs[1][shared]):
                 print(f"{size}: the two checkouts wrote different results", file=sys.stderr)
                 status = 1
     return status

@@ -4,14 +4,15 @@ CPython's cyclic collector runs a full collection whenever the objects that surv
 collections have grown by a quarter since the last one (the gen-2 rule of CPython 3.11). A
 cohort chunk builds millions of long-lived objects (5,000 profiles of 55 records, their models,
 facts and evidence), so the heap grows by a quarter many times over while one chunk is read and
-screened, and each of those full collections walks the whole heap: about 45% of the run time of
-long tables (``benchmarks/long_tables.py``; 22 full collections for 10,000 patients, none of
+screened, and each of those full collections walks the whole heap: about half the run time of
+long tables (``benchmarks/long_tables.py``; 20 full collections for 10,000 patients, none of
 which found garbage). The collector's count is of objects allocated less those freed, so
 garbage freed by reference counting (nearly all of a run's) does not advance it: with a
 first-generation threshold of 1,000,000 instead of 700, a collection comes after a million more
 objects are alive than at the last one, a few times per chunk, and older generations' in step
-(a threshold of 50,000 still spent a fifth of the run in collections, 1,000,000 a tenth, at the
-same peak memory). Garbage cycles, which cohort runs make few of, are freed a little later.
+(``benchmarks/long_tables.py`` counts and times the passes: 4 instead of 8,034 for 10,000
+patients, at the same peak memory). Garbage cycles, which cohort runs make few of, are freed a
+little later.
 
 The setting is the interpreter's, so it is in effect only inside :func:`fewer_collections`
 (nested or in several threads at once: the first entry sets it, the last exit restores what was
