@@ -50,7 +50,7 @@ def test_flat_sample(rules):
     rows = results.set_index("patient_id")
     assert rows.loc["F06", "missing"] == "INR or prothrombin time with control (last 90 days)"
     assert rows.loc["F07", "missing"] == "consent;medication list (not reviewed)"
-    assert "observations[0].unit" in rows.loc["F09", "error"]
+    assert rows.loc["F09", "error"].startswith("patient F09: field bilirubin_unit: 'mg/dX' is not a unit")
     assert "birth_date" in rows.loc["F10", "error"]
     assert summary.rows == 12 and summary.errors == 2
     assert summary.verdicts["NCT04357600"] == {"eligible": 2, "undetermined": 2, "ineligible": 6, "error": 2}
@@ -152,9 +152,9 @@ def test_flat_cells_read_as_users_write_them(rules, tmp_path):
 
 
 @pytest.mark.parametrize(("columns", "field"), [
-    ("inr,inr_unit", "observations[0].date"),
-    ("hbsag", "observations[0].date"),
-    ("ascites_grade", "assessments[0].date"),
+    ("inr,inr_unit", "inr_date"),
+    ("hbsag", "hbsag_date"),
+    ("ascites_grade", "ascites_grade_date"),
 ])
 def test_a_flat_value_without_its_date_is_refused_as_a_missing_date(rules, tmp_path, columns, field):
     cells = {"inr": "1.2", "inr_unit": "1", "hbsag": "positive", "ascites_grade": "1"}
@@ -162,7 +162,36 @@ def test_a_flat_value_without_its_date_is_refused_as_a_missing_date(rules, tmp_p
     path.write_text(f"id,{columns}\nP,{','.join(cells[c] for c in columns.split(','))}\n")
     results, _ = _run(path, rules=rules, trials=["NCT04357600"])
     assert results.verdict.tolist() == ["error"]
-    assert f"{field}: Field required" in results.error.iloc[0]
+    assert results.error.iloc[0] == f"patient P: field {field}: Field required"
+
+
+# A flat row's bad cell is named by its column, as the user wrote it (the profile path it becomes
+# is the engine's business): each case sets cells of an otherwise valid row.
+FLAT_CELL_ERRORS = [
+    ({"bilirubin": "2.4", "bilirubin_unit": "mg/dX", "bilirubin_date": "2026-11-01"}, "bilirubin_unit", "'mg/dX' is not a unit"),
+    ({"bilirubin": "2.4", "bilirubin_unit": "mg/dL", "bilirubin_date": "2026-11-01", "bilirubin_comparator": "~"}, "bilirubin_comparator", ""),
+    ({"albumin": "3.0", "albumin_unit": "g/dL", "albumin_date": "2026-13-01"}, "albumin_date", ""),
+    ({"inr": "-1", "inr_unit": "1", "inr_date": "2026-11-01"}, "inr", "INR cannot be -1"),
+    ({"albumin": "3.0", "albumin_unit": "g/dL", "albumin_date": "2026-11-01", "inr": "1.2", "inr_unit": "mmol/L", "inr_date": "2026-11-01"},
+     "inr_unit", ""),
+    ({"hbsag": "maybe", "hbsag_date": "2026-11-01"}, "hbsag", ""),
+    ({"ascites_grade": "7", "ascites_grade_date": "2026-11-01"}, "ascites_grade", "Value error, ascites_grade grade must be 0-3"),
+    ({"encephalopathy_grade": "1", "encephalopathy_grade_date": "yesterday"}, "encephalopathy_grade_date", ""),
+    ({"ultrasound_findings": "cirrhosis;fibrosis", "ultrasound_date": "2026-11-01"}, "ultrasound_findings", ""),
+    ({"ultrasound_findings": "cirrhosis", "ultrasound_date": "2026-02-30"}, "ultrasound_date", ""),
+    ({"conditions": "B18.1;XYZ"}, "conditions (item 2)", ""),
+    ({"sex": "mail"}, "sex", ""),
+]
+
+
+@pytest.mark.parametrize(("cells", "column", "problem"), FLAT_CELL_ERRORS, ids=[c for _, c, _ in FLAT_CELL_ERRORS])
+def test_a_bad_flat_cell_is_named_by_its_column(rules, tmp_path, cells, column, problem):
+    path = tmp_path / "flat.csv"
+    row = {"id": "P", "birth_date": "1970-01-01", **cells}
+    path.write_text(",".join(row) + "\n" + ",".join(row.values()) + "\n")
+    results, _ = _run(path, rules=rules, trials=["NCT04357600"])
+    assert results.verdict.tolist() == ["error"]
+    assert results.error.iloc[0].startswith(f"patient P: field {column}: {problem}"), results.error.iloc[0]
 
 
 def test_long_tables_refuse_a_fractional_grade(rules, tmp_path):

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from screening.cohort import screen_cohort
 from screening.cohort.cells import Cells, read_chunk
-from screening.cohort.flat import row_to_profile
+from screening.cohort.flat import FlatRow, row_to_profile
+from screening.cohort.long import Profiles
 from screening.evaluators.vectorized import group_rows
 
 from .rule_strategies import ruleset_of, trials
@@ -90,8 +91,8 @@ def flat_tables(draw: st.DrawFn) -> pd.DataFrame:
 
 def _both_ways(rules, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     columnar = pd.concat(screen_cohort([frame], rules, AS_OF), ignore_index=True).astype(str)
-    profiles = [row_to_profile(row) for row in frame.astype(object).to_dict("records")]
-    per_row = pd.concat(screen_cohort([profiles], rules, AS_OF), ignore_index=True).astype(str)
+    profiles = [row_to_profile(row) for row in frame.astype(object).to_dict("records")]  # each named by its columns in an error
+    per_row = pd.concat(screen_cohort([Profiles(profiles, map(FlatRow, profiles))], rules, AS_OF), ignore_index=True).astype(str)
     return columnar, per_row
 
 

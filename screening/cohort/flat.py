@@ -24,11 +24,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from ..clinical.analytes import ANALYTES
+from ..clinical.analytes import ANALYTE_BY_LOINC, ANALYTES
+from ..patient.io import RECORD_FIELD
 
 NUMERIC_LABS = tuple(a.name for a in ANALYTES.values() if a.unit is not None and a.name != "prothrombin_time")
 QUALITATIVE_LABS = tuple(a.name for a in ANALYTES.values() if a.unit is None)
@@ -121,3 +123,27 @@ def row_to_profile(row: dict[str, Any]) -> dict[str, Any]:
             study["findings"] = findings
         profile["imaging"] = [study]
     return {k: v for k, v in profile.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class FlatRow:
+    """Where the fields of a profile :func:`row_to_profile` made came from: their columns, to name
+    one in an error (``observations[0].unit`` of a bilirubin result is ``bilirubin_unit``)."""
+
+    profile: dict[str, Any]
+
+    def locate(self, field: str) -> tuple[None, str]:
+        """(no place: a flat row is named by its patient, the column of ``field``)."""
+        match = RECORD_FIELD.fullmatch(field)
+        if match is None:
+            return None, field  # birth_date, sex...: the column of the same name
+        table, index, part = match["table"], int(match["index"]), (match["field"] or "").split(".")[0].split("[")[0]
+        if table == "observations":
+            lab = ANALYTE_BY_LOINC[self.profile["observations"][index]["loinc"]].name
+            return None, f"{lab}_{part}" if part in ("unit", "date", "comparator") else lab
+        if table == "assessments":
+            name = self.profile["assessments"][index]["name"]
+            return None, f"{name}_date" if part == "date" else name
+        if table == "imaging":
+            return None, "ultrasound_findings" if part == "findings" else "ultrasound_date"
+        return None, f"{table} (item {index + 1})"  # conditions, medications, procedures: a list cell

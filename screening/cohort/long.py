@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -48,10 +47,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError, ScreeningError
+from ..patient.io import RECORD_FIELD
 from ..patient.model import Assessment, Condition, ImagingStudy, Medication, Observation, PatientProfile, Procedure
 from ..rules.loader import suggest
 from .csvfile import Header, Records, line_ends
-from .flat import CSV_OPTIONS, ERROR_MARKER, blank
+from .flat import CSV_OPTIONS, ERROR_MARKER, FlatRow, blank
 
 RECORDS = {"conditions": Condition, "observations": Observation, "medications": Medication, "procedures": Procedure,
            "assessments": Assessment, "imaging": ImagingStudy}
@@ -259,17 +259,15 @@ class Source:
     def locate(self, field: str) -> tuple[str, str | None]:
         """(file and line or row, field of that row) of a profile field: ``observations[2].unit``
         is the field ``unit`` of the patient's third row of ``observations``."""
-        if (match := _RECORD_FIELD.fullmatch(field)) and match["table"] in self.records:
+        if (match := RECORD_FIELD.fullmatch(field)) and match["table"] in self.records:
             place, rows = self.records[match["table"]]
             return place.where(rows[int(match["index"])]), match["field"]
         return self.patient[0].where(self.patient[1]), field
 
 
-_RECORD_FIELD = re.compile(r"(?P<table>[a-z]+)\[(?P<index>[0-9]+)\](?:\.(?P<field>.+))?")
-
-
-def located(exc: ScreeningError, source: Source | None) -> str:
-    """The message of ``exc``, a profile's field named as the table, row and column it came from."""
+def located(exc: ScreeningError, source: Source | FlatRow | None) -> str:
+    """The message of ``exc``, a profile's field named as the table, row and column it came from
+    (for a flat table's row: as its column)."""
     if source is None or not isinstance(exc, PatientDataError) or exc.field is None:
         return str(exc)
     where, field = source.locate(exc.field)

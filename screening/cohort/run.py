@@ -35,8 +35,8 @@ from ..rules.model import Defaults
 from .cells import read_chunk
 from .collector import fewer_collections
 from .columnar import fact_columns
-from .flat import ERROR_MARKER, NOTICE_MARKER, row_to_profile
-from .long import Source, located
+from .flat import ERROR_MARKER, NOTICE_MARKER, FlatRow, row_to_profile
+from .long import Profiles, Source, located
 
 COLUMNS = ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
 Chunk = pd.DataFrame | list[dict[str, Any]]
@@ -152,8 +152,8 @@ class _ProfileBatch:
         self.resolved: dict[int, PatientFacts] = {}  # by row, in row order
         self.invalid: dict[int, str] = {}
         self.notices: dict[int, str] = {}  # by row: what to check before contacting the patient (NOTICE_MARKER)
-        # of the profiles read from long tables: where each was, to name a row of a table in an error
-        self.sources: dict[int, Source] = {i: source for i, source in enumerate(getattr(chunk, "sources", ())) if source is not None}
+        # of the profiles read from long tables or flat rows: where each was, to name a row of a table or a column in an error
+        self.sources: dict[int, Source | FlatRow] = {i: source for i, source in enumerate(getattr(chunk, "sources", ())) if source is not None}
         for index, data in enumerate(chunk):
             if isinstance(data, dict) and ERROR_MARKER in data:
                 self.invalid[index] = data[ERROR_MARKER]
@@ -191,7 +191,8 @@ class _TableBatch:
         self.patient_ids = self.chunk.patient_ids
         self.refused = np.flatnonzero(~self.chunk.ok)
         refused_rows = table.iloc[self.refused].to_dict("records") if len(self.refused) else []
-        self.fallback = _ProfileBatch([row_to_profile(row) for row in refused_rows], rules, as_of)
+        profiles = [row_to_profile(row) for row in refused_rows]
+        self.fallback = _ProfileBatch(Profiles(profiles, map(FlatRow, profiles)), rules, as_of)
         self.notices: dict[int, str] = {}  # a flat row carries none
         self._errors: dict[str, dict[int, str]] = {}
 

@@ -6,6 +6,7 @@ A file may hold a native profile or a FHIR R4 ``Bundle`` about one patient (``re
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ from ..fhir.result import FhirWarning
 from .model import PatientProfile
 
 _ADAPTER = TypeAdapter(PatientProfile)
+
+
+RECORD_FIELD = re.compile(r"(?P<table>[a-z]+)\[(?P<index>[0-9]+)\](?:\.(?P<field>.+))?")
+"""A path :func:`_field_path` writes for a field of a record: ``observations[2].unit`` is the
+field ``unit`` of the third record of ``observations``."""
 
 
 def _field_path(loc: tuple) -> str:
