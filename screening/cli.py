@@ -171,7 +171,7 @@ def screen_cohort_command(
     if report is not None:
         from .cohort.report import write_reports
 
-        html_path, md_path = write_reports(_read_results(out), ruleset, report, screening_date.isoformat())
+        html_path, md_path = write_reports(_read_results(out), ruleset, report, screening_date)
         typer.echo(f"report: {html_path} and {md_path}")
 
 
@@ -249,12 +249,12 @@ def report(
     results: Annotated[Path, typer.Argument(help="Results written by screen-cohort (.csv or .parquet)")],
     out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md, the charts and the near-miss lists (CSV)")],
     rules: RulesOption = None,
-    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The screening date the results were made for, YYYY-MM-DD (shown in the report)")] = None,
+    as_of: Annotated[Optional[str], typer.Option("--as-of", help="The screening date the results were made for, YYYY-MM-DD: checked against the results' as_of column (results without one: shown as given)")] = None,
 ) -> None:
     """Attrition funnel, verdict counts and near-miss worklists from cohort results."""
     from .cohort.report import write_reports
 
-    stated = _date(as_of).isoformat() if as_of is not None else "not stated"
+    stated = _date(as_of) if as_of is not None else None  # the results' own date otherwise
     _check_exists(results)
     try:
         ruleset = _rules(rules)  # a rules error names its file

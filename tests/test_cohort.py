@@ -434,7 +434,7 @@ def test_screen_cohort_cli_writes_results(tmp_path, suffix):
     assert "12 patients screened" in result.output and "2 rows with errors" in result.output
     written = pd.read_csv(out, dtype=str, keep_default_na=False) if suffix == "csv" else pd.read_parquet(out)
     assert len(written) == 24
-    assert list(written.columns) == ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
+    assert list(written.columns) == ["patient_id", "trial_id", "rules_hash", "as_of", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
 
 
 @pytest.mark.parametrize("suffix", ["csv", "parquet"])
@@ -449,7 +449,7 @@ def test_an_empty_cohort_writes_empty_results_and_a_report(tmp_path, suffix, coh
     assert result.exit_code == 0, result.output
     assert "0 patients screened" in result.output
     written = pd.read_csv(out, dtype=str) if suffix == "csv" else pd.read_parquet(out)
-    assert list(written.columns) == ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
+    assert list(written.columns) == ["patient_id", "trial_id", "rules_hash", "as_of", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
     assert written.empty and (tmp_path / "report" / "report.md").exists()
 
 

@@ -79,7 +79,7 @@ def _expected(lines, chunk_size, rules, tmp_path, end):
         else:
             text, fields = item
             error = f"line {line}: {fields} fields where the header has {WIDTH}"
-            rows.append({**dict.fromkeys(results.columns, ""), "trial_id": TRIAL, "rules_hash": rules.trials[TRIAL].rules_hash,
+            rows.append({**dict.fromkeys(results.columns, ""), "trial_id": TRIAL, "rules_hash": rules.trials[TRIAL].rules_hash, "as_of": AS_OF.isoformat(),
                          "verdict": "error", "error": error})
         line += (item if isinstance(item, str) else item[0]).count("\n") + 1
     return pd.DataFrame(rows, columns=results.columns)

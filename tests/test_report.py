@@ -42,7 +42,7 @@ def test_funnel_and_near_misses_of_the_flat_sample(rules):
 
 
 def test_reports_are_written_with_charts(rules, tmp_path):
-    html_path, md_path = write_reports(_results(rules), rules, tmp_path, AS_OF.isoformat())
+    html_path, md_path = write_reports(_results(rules), rules, tmp_path, AS_OF)
     page = html_path.read_text()
     assert page.count('src="data:image/png;base64,') == 4  # verdicts and funnel, two trials
     assert re.findall(r'src="(?!data:image/png;base64,)', page) == []  # nothing fetched: the page is self-contained
@@ -65,6 +65,32 @@ def test_report_cli_from_a_results_file(tmp_path):
     later = runner.invoke(app, ["report", str(results), "--out", str(tmp_path / "later"), "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
     assert later.exit_code == 0, later.output
     assert (tmp_path / "later" / "report.md").read_text() == (tmp_path / "now" / "report.md").read_text()
+
+
+@pytest.mark.parametrize(("drop_as_of", "option", "stated"), [
+    (False, [], "Screening date 2026-11-22;"),  # the results say when they were screened
+    (False, ["--as-of", "2026-11-22"], "Screening date 2026-11-22;"),
+    (True, ["--as-of", "2026-11-22"], "Screening date 2026-11-22;"),  # results written before the column: as given
+    (True, [], "Screening date not stated;"),
+])
+def test_the_report_states_the_screening_date_the_results_record(tmp_path, drop_as_of, option, stated):
+    results = tmp_path / "results.csv"
+    screened = CliRunner().invoke(app, ["screen-cohort", str(FLAT), "--out", str(results), "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
+    assert screened.exit_code == 0, screened.output
+    if drop_as_of:
+        pd.read_csv(results, dtype=str, keep_default_na=False).drop(columns="as_of").to_csv(results, index=False)
+    made = CliRunner().invoke(app, ["report", str(results), "--out", str(tmp_path / "report"), "--rules", str(RULES_DIR), *option])
+    assert made.exit_code == 0, made.output
+    assert stated in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_the_report_refuses_a_screening_date_the_results_contradict(tmp_path):
+    results = tmp_path / "results.csv"
+    CliRunner().invoke(app, ["screen-cohort", str(FLAT), "--out", str(results), "--rules", str(RULES_DIR), "--as-of", "2026-11-22"])
+    made = CliRunner().invoke(app, ["report", str(results), "--out", str(tmp_path / "report"), "--rules", str(RULES_DIR), "--as-of", "2020-01-01"])
+    assert made.exit_code == 2
+    assert f"{results}: the results were screened as of 2026-11-22, not 2020-01-01" in " ".join(made.output.split())
+    assert not (tmp_path / "report").exists()
 
 
 @pytest.mark.parametrize("as_of", ["banana", "2026-11-31", "20261122"])
@@ -186,7 +212,7 @@ def _markdown_blocks(markdown):
 
 
 def test_markdown_and_html_say_the_same(rules, tmp_path):
-    html_path, md_path = write_reports(_hand_results(rules), rules, tmp_path, AS_OF.isoformat())
+    html_path, md_path = write_reports(_hand_results(rules), rules, tmp_path, AS_OF)
     parser = _Blocks()
     parser.feed(html_path.read_text())
     assert parser.blocks == _markdown_blocks(md_path.read_text())
@@ -200,7 +226,7 @@ def test_markdown_and_html_say_the_same(rules, tmp_path):
 def test_long_near_miss_lists_are_cut_in_the_report_and_whole_beside_it(rules, tmp_path, monkeypatch):
     monkeypatch.setattr(report_module, "SHOWN", 2)
     results = _hand_results(rules)
-    html_path, md_path = write_reports(results, rules, tmp_path, AS_OF.isoformat())
+    html_path, md_path = write_reports(results, rules, tmp_path, AS_OF)
     [report] = build(results, rules)
     for name, frame in (("ineligible", report.near_miss_ineligible), ("undetermined", report.near_miss_undetermined)):
         written = pd.read_csv(tmp_path / f"NCT04357600-near-miss-{name}.csv", dtype=str, keep_default_na=False)
@@ -223,7 +249,7 @@ def _marked_rules(rules):
 def test_markup_in_ids_and_rules_texts_is_shown_as_text(rules, tmp_path, markup):
     marked = _marked_rules(rules)
     results = _hand_results(marked, [(f"<b>{pid}</b>" if pid == "H10" else pid, changes) for pid, changes in HAND])
-    html_path, md_path = write_reports(results, marked, tmp_path, AS_OF.isoformat())
+    html_path, md_path = write_reports(results, marked, tmp_path, AS_OF)
     assert markup not in html_path.read_text() and html.escape(markup, quote=False) in html_path.read_text()
     assert markup not in md_path.read_text() and re.sub(r"([<>*|_])", r"\\\1", markup) in md_path.read_text()
 

@@ -16,6 +16,7 @@ the same blocks, so they say the same.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import html
 import io
 import re
@@ -39,8 +40,8 @@ from .run import COLUMNS  # noqa: E402
 SHOWN = 100  # near-miss patients shown per list; all of them are in the CSV file beside the report
 VERDICT_ORDER = ["eligible", "undetermined", "ineligible", "error"]
 VERDICT_COLOURS = {"eligible": "#2e7d32", "undetermined": "#f9a825", "ineligible": "#c62828", "error": "#757575"}
-READ = [c for c in COLUMNS if c not in ("error", "rules_hash", "notice")]  # required: the reasons ("error") are not reported,
-# and results written before the rules hash and notices were recorded have no "rules_hash" or "notice" (read when present)
+OPTIONAL = ("rules_hash", "as_of", "notice")  # read when present: results written before they were recorded have none
+READ = [c for c in COLUMNS if c != "error" and c not in OPTIONAL]  # required (the reasons, "error", are not reported)
 NOTICE = "check before contacting"  # a worklist's column for the result rows' notices (e.g. recorded as deceased)
 OUTCOME_CODES = {outcome.value: code for code, outcome in enumerate(Outcome)}
 
@@ -84,7 +85,7 @@ def _texts(results: pd.DataFrame) -> pd.DataFrame:
     if absent:
         raise ScreeningError(f"not cohort results: no column {', '.join(absent)}")
     columns = {"patient_id": results["patient_id"].astype(str).fillna("").array}
-    for name in READ[1:] + [c for c in ("rules_hash", "notice") if c in results.columns]:
+    for name in READ[1:] + [c for c in OPTIONAL if c in results.columns]:
         column = results[name].astype("category")
         column = column.cat.rename_categories([str(c) for c in column.cat.categories])
         if column.isna().any():
@@ -429,15 +430,26 @@ def _trial_blocks(report: TrialReport, rules: RuleSet, charts: dict[str, bytes],
     ]
 
 
-def write_reports(results: pd.DataFrame, rules: RuleSet, folder: str | Path, as_of: str) -> tuple[Path, Path]:
+def screening_dates(results: pd.DataFrame, as_of: dt.date | None = None) -> str:
+    """The screening date the report states: the results' own (their ``as_of`` column), which
+    ``as_of``, when given, must be; else ``as_of``; else "not stated"."""
+    recorded = sorted({str(d) for d in results["as_of"].dropna().unique()} - {""}) if "as_of" in results.columns else []
+    if as_of is not None and recorded and recorded != [as_of.isoformat()]:
+        raise ScreeningError(f"the results were screened as of {', '.join(recorded)}, not {as_of.isoformat()}")
+    return ", ".join(recorded) or (as_of.isoformat() if as_of is not None else "not stated")
+
+
+def write_reports(results: pd.DataFrame, rules: RuleSet, folder: str | Path, as_of: dt.date | None = None) -> tuple[Path, Path]:
     """Write ``report.html`` (charts embedded) and ``report.md`` (charts as PNG files beside it),
-    and per trial the near-miss lists whole as CSV files."""
+    and per trial the near-miss lists whole as CSV files; the screening date is the results' own
+    (:func:`screening_dates`)."""
+    stated = screening_dates(results, as_of)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     reports = build(results, rules)
     patients = max((sum(r.verdicts.values()) for r in reports), default=0)  # one row per patient and trial
     counted = f"{patients:,} patient{'s' if patients != 1 else ''} (result rows per trial)"
-    blocks: list[Block] = [Heading(1, "Cohort screening report"), Paragraph((f"Screening date {as_of}; {counted}.",))]
+    blocks: list[Block] = [Heading(1, "Cohort screening report"), Paragraph((f"Screening date {stated}; {counted}.",))]
     absent = sorted(set(rules.trials) - {r.trial_id for r in reports})
     if absent:
         blocks.append(Paragraph((f"Trials of the rules not in these results: {', '.join(absent)}.",)))

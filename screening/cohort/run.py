@@ -38,7 +38,7 @@ from .columnar import fact_columns
 from .flat import ERROR_MARKER, NOTICE_MARKER, FlatRow, row_to_profile
 from .long import Profiles, Source, located
 
-COLUMNS = ["patient_id", "trial_id", "rules_hash", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
+COLUMNS = ["patient_id", "trial_id", "rules_hash", "as_of", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
 Chunk = pd.DataFrame | list[dict[str, Any]]
 
 
@@ -249,6 +249,7 @@ def _trial_frame(trial: VectorTrial, batch: _TableBatch | _ProfileBatch) -> pd.D
         "patient_id": batch.patient_ids,
         "trial_id": _grouped_texts(np.zeros(batch.rows, dtype=np.int64), [trial.loaded.trial.id]),
         "rules_hash": _grouped_texts(np.zeros(batch.rows, dtype=np.int64), [trial.loaded.rules_hash]),  # what made the row
+        "as_of": _grouped_texts(np.zeros(batch.rows, dtype=np.int64), [batch.as_of.isoformat()]),  # and on which screening date
         "verdict": _categorical(rows["verdict"], {row: "error" for row in errors}),
         "deciding": _categorical(rows["deciding"], blank),
         "unknown": _categorical(rows["unknown"], blank),
