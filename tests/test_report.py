@@ -169,6 +169,21 @@ def test_funnel_and_near_misses_of_a_hand_made_cohort(rules):
     assert list(report.near_miss_undetermined.columns) == ["patient_id", "unknown criteria", "missing item"]
 
 
+def test_a_criterion_no_call_can_change_keeps_the_patients_it_alone_excludes_off_the_worklist(rules, tmp_path):
+    """E1 (refuses to take part) is marked near_miss: false: a patient who refused is counted, not
+    listed for a call; one whom age alone excludes is still a near miss."""
+    assert [c.id for c in rules.trials["NCT04357600"].trial.criteria if not c.near_miss] == ["E1"]
+    results = _hand_results(rules, [("R1", {"consent": "refused"}), ("R2", {"birth_date": "1950-01-01"}),
+                                    ("R3", {"consent": "refused", "birth_date": "1950-01-01"})])
+    [report] = build(results, rules)
+    assert report.verdicts["ineligible"] == 3
+    assert report.near_miss_ineligible.values.tolist() == [["R2", "I1", ""]]
+    assert report.not_listed == {"E1": 1}
+    _, md_path = write_reports(results, rules, tmp_path, AS_OF)
+    assert "Not listed: the patients a criterion no call or order can change (the rules mark it near\\_miss: false) alone excludes (E1 1)." \
+        in md_path.read_text()
+
+
 class _Blocks(HTMLParser):
     """Headings, paragraphs and table rows of an HTML page, as text."""
 

@@ -66,6 +66,7 @@ class TrialReport:
     screened: int  # rows without an error
     funnel: list[FunnelStep]
     near_miss_ineligible: pd.DataFrame  # patient_id, failed criterion, also unknown
+    not_listed: dict[str, int]  # by criterion marked near_miss: false, the patients it alone excludes (not on the worklist)
     near_miss_undetermined: pd.DataFrame  # patient_id, unknown criteria, missing item
     duplicates: int  # patient ids on more than one row
 
@@ -170,9 +171,10 @@ def _joined(ids: np.ndarray, marks: np.ndarray) -> np.ndarray:
 
 
 def _near_ineligible(screened: pd.DataFrame, rows: np.ndarray, failing: np.ndarray, unknown: np.ndarray, trial: Trial) -> pd.DataFrame:
-    """Patients failing exactly one criterion: those passing every other one first, then those with others unknown."""
+    """Patients failing exactly one criterion, one that may be a near miss (``Criterion.near_miss``):
+    those passing every other one first, then those with others unknown."""
     ids = np.array([c.id for c in trial.criteria], dtype=object)
-    listed = (failing.sum(axis=1) == 1)[rows]
+    listed = ((failing.sum(axis=1) == 1) & (failing @ _near_misses(trial) == 1))[rows]
     combination = rows[listed]
     also = _joined(ids, unknown)[combination]
     order = np.argsort(also != "", kind="stable")
@@ -180,6 +182,16 @@ def _near_ineligible(screened: pd.DataFrame, rows: np.ndarray, failing: np.ndarr
     patients = screened["patient_id"].array[listed].take(order)
     frame = pd.DataFrame({"patient_id": patients, "failed criterion": failed[order], "also unknown": also[order]})
     return _with_notices(frame, screened, np.flatnonzero(listed)[order])
+
+
+def _near_misses(trial: Trial) -> np.ndarray:
+    return np.array([c.near_miss for c in trial.criteria], dtype=np.int64)
+
+
+def _not_listed(failing: np.ndarray, weights: np.ndarray, trial: Trial) -> dict[str, int]:
+    """Per criterion marked ``near_miss: false``, the patients it alone excludes."""
+    alone = failing.sum(axis=1) == 1
+    return {c.id: int(weights[alone & failing[:, i]].sum()) for i, c in enumerate(trial.criteria) if not c.near_miss}
 
 
 def _near_undetermined(screened: pd.DataFrame, rows: np.ndarray, failing: np.ndarray, unknown: np.ndarray, trial: Trial) -> pd.DataFrame:
@@ -212,7 +224,7 @@ def _trial_report(rows: pd.DataFrame, trial: Trial) -> TrialReport:
     weights = np.bincount(combination, minlength=len(codes))
     ids = rows["patient_id"][rows["patient_id"] != ""]
     return TrialReport(trial.id, trial.title, verdicts, len(screened), _funnel(trial, failing, unknown, weights),
-                       _near_ineligible(screened, combination, failing, unknown, trial),
+                       _near_ineligible(screened, combination, failing, unknown, trial), _not_listed(failing, weights, trial),
                        _near_undetermined(screened, combination, failing, unknown, trial), int(ids[ids.duplicated()].nunique()))
 
 
@@ -388,6 +400,14 @@ def _noticed(worklist: pd.DataFrame) -> tuple[str, ...]:
             "read it before any contact. ",)
 
 
+def _unlisted(not_listed: dict[str, int]) -> tuple[str, ...]:
+    counted = [f"{criterion} {n:,}" for criterion, n in not_listed.items() if n]
+    if not counted:
+        return ()
+    return (f"Not listed: the patients a criterion no call or order can change (the rules mark it near_miss: false) alone excludes "
+            f"({', '.join(counted)}). ",)
+
+
 def _near_miss_blocks(report: TrialReport, files: dict[str, str]) -> list[Block]:
     ineligible, undetermined = report.near_miss_ineligible, report.near_miss_undetermined
     passing = int((ineligible["also unknown"] == "").sum())
@@ -400,7 +420,8 @@ def _near_miss_blocks(report: TrialReport, files: dict[str, str]) -> list[Block]
         Heading(3, "Near misses: ineligible by exactly one criterion"),
         Paragraph((f"Patients whom one criterion alone makes ineligible; those passing every other criterion ({passing:,}) are listed first. "
                    "For the others, 'also unknown' names criteria still unknown, so they would be undetermined, not eligible, "
-                   "if the failed criterion passed. ", *_noticed(ineligible), *_listed(len(ineligible), files["ineligible"]))),
+                   "if the failed criterion passed. ", *_noticed(ineligible), *_unlisted(report.not_listed),
+                   *_listed(len(ineligible), files["ineligible"]))),
     ]
     if len(ineligible):
         blocks += [Paragraph(("Patients per failed criterion:",)), Table(by_criterion), Paragraph(("Patients:",)), Table(ineligible.head(SHOWN))]

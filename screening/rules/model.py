@@ -264,6 +264,9 @@ class Criterion(_Rule):
     reading: str | None = Field(default=None, description="How ambiguous text was read, for reviewers")
     applies_when: Expr | None = None
     rule: Expr
+    near_miss: bool = Field(default=True, description=(
+        "Whether a patient this criterion alone excludes belongs on the cohort report's near-miss worklist; false where no call "
+        "or lab order can change it (a refusal to take part): such patients are counted, not listed"))
 
 
 class Basis(StrEnum):
