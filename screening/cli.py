@@ -27,7 +27,6 @@ from rich.table import Table
 
 from . import screen as screen_api
 from .errors import PatientDataError, ScreeningError
-from .fhir.result import notice_messages
 from .patient.io import load_patient_with_warnings
 from .render.text import render_text, render_warnings
 from .rules.loader import RuleSet, load_rules
@@ -115,7 +114,7 @@ def screen(
         sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     else:
         console = _console()
-        render_text(result, console, notices=notice_messages(warnings))
+        render_text(result, console)
         render_warnings(warnings, console)
 
 

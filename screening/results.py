@@ -102,4 +102,5 @@ class ScreeningResult(_Result):
     patient_id: str
     as_of: dt.date
     engine_version: str
+    notices: tuple[str, ...] = Field(default=(), description="What to check before acting on any verdict (the patient is recorded as deceased)")
     results: tuple[TrialResult, ...]

@@ -39,7 +39,7 @@ def test_screen_json_contract():
     result = run("screen", P01, *RULES, "--as-of", "2026-11-22", "--format", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data) == {"patient_id", "as_of", "engine_version", "results"}
+    assert set(data) == {"patient_id", "as_of", "engine_version", "notices", "results"}
     assert data["as_of"] == "2026-11-22"
     for trial in data["results"]:
         assert {"trial_id", "rules_version", "rules_hash", "verdict", "missing", "caveats", "criteria"} <= set(trial)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -501,3 +502,43 @@ def test_sample_cohorts_are_current(tmp_path):
     subprocess.run([sys.executable, str(COHORTS / "build.py")], check=True)
     after = {p.relative_to(COHORTS): p.read_bytes() for p in COHORTS.rglob("*") if p.is_file() and p.suffix in (".csv", ".ndjson")}
     assert after == before, "run: python patients/cohorts/build.py"
+
+
+# -- a patient recorded as deceased: screened, and every result says so -----------------------------
+
+DECEASED_CELLS = [  # the deceased cell as written, the notice its rows carry ("" none, None: an error row)
+    ("", ""), ("2016-04-05", "the patient is recorded as deceased on 2016-04-05"), ("yes", "the patient is recorded as deceased"),
+    ("true", "the patient is recorded as deceased"), ("no", ""), ("on", "the patient is recorded as deceased"), ("maybe", None),
+    ("2016-02-30", None),
+]
+
+
+@pytest.mark.parametrize("form", ["flat", "long", "ndjson"])
+def test_the_deceased_cell_gives_each_row_its_notice_in_every_cohort_form(rules, tmp_path, form):
+    ids = [f"D{i}" for i in range(len(DECEASED_CELLS))]
+    if form == "flat":
+        path = tmp_path / "flat.csv"
+        path.write_text("id,birth_date,deceased\n" + "".join(f"{pid},1970-01-01,{cell}\n" for pid, (cell, _) in zip(ids, DECEASED_CELLS)))
+    elif form == "long":
+        path = tmp_path / "long"
+        path.mkdir()
+        (path / "patients.csv").write_text("id,birth_date,deceased\n" + "".join(f"{pid},1970-01-01,{c}\n" for pid, (c, _) in zip(ids, DECEASED_CELLS)))
+    else:
+        path = tmp_path / "cohort.ndjson"
+        path.write_text("".join(json.dumps({"id": pid, "birth_date": "1970-01-01", **({"deceased": cell} if cell else {})}) + "\n"
+                                for pid, (cell, _) in zip(ids, DECEASED_CELLS)))
+    results, summary = _run(path, rules=rules, trials=["NCT04357600"])
+    expected = [notice for _, notice in DECEASED_CELLS]
+    assert [r.notice if r.verdict != "error" else None for r in results.itertuples()] == expected
+    errors = results.error[results.verdict == "error"].tolist()
+    assert all(e.endswith("field deceased: Value error, deceased is the date of death (YYYY-MM-DD), or true/false") for e in errors), errors
+    assert summary.notices == sum(bool(n) for n in expected)
+
+
+@pytest.mark.parametrize("engine", ["explain", "durable", "vectorized"])
+def test_a_result_for_a_patient_recorded_as_deceased_carries_the_notice_on_every_engine(rules, engine):
+    profile = load_patient(next((ROOT / "patients" / "examples").glob("P01-*.json")))
+    alive = screen(profile, rules, as_of=AS_OF, engine=engine)
+    dead = screen(profile.model_copy(update={"deceased": dt.date(2026, 11, 1)}), rules, as_of=AS_OF, engine=engine)
+    assert alive.notices == () and dead.notices == ("the patient is recorded as deceased on 2026-11-01",)
+    assert dead.results == alive.results  # no criterion reads it

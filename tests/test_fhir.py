@@ -437,9 +437,12 @@ def test_case_ids_are_unique():
 
 
 PATIENT_CASES = [
-    ({"birthDate": "1979-04-17", "gender": "male"}, {"birth_date": "1979-04-17", "sex": "male"}, []),
+    ({"birthDate": "1979-04-17", "gender": "male"}, {"birth_date": "1979-04-17", "sex": "male", "deceased": None}, []),
     ({"birthDate": "1979", "gender": "unknown"}, {"birth_date": None, "sex": None}, [W("partial_date", "Patient", False)]),
-    ({"deceasedDateTime": "2016-04-05T06:58:56+00:00"}, {"birth_date": None, "sex": None}, [W("deceased", "Patient", False)]),
+    ({"deceasedDateTime": "2016-04-05T06:58:56+00:00"}, {"birth_date": None, "sex": None, "deceased": "2016-04-05"}, [W("deceased", "Patient", False)]),
+    ({"deceasedDateTime": "2016"}, {"deceased": True}, [W("deceased", "Patient", False)]),  # a year: the day is unknown
+    ({"deceasedBoolean": True}, {"deceased": True}, [W("deceased", "Patient", False)]),
+    ({"deceasedBoolean": False}, {"deceased": False}, []),
 ]
 
 

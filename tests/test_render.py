@@ -83,10 +83,11 @@ def test_evidence_lines(evidence, lines):
 
 # -- the page: verdict line, table, missing data -----------------------------------------------------
 
-def _page(rules, stem: str, width: int = 120, trial: str = "NCT04357600", notices: tuple[str, ...] = ()) -> list[str]:
+def _page(rules, stem: str, width: int = 120, trial: str = "NCT04357600", **changes) -> list[str]:
     out = io.StringIO()
-    result = screen(load_patient(ROOT / "patients" / "examples" / f"{stem}.json"), rules, as_of=AS_OF, trials=[trial])
-    render_text(result, Console(file=out, width=width, color_system=None), notices=notices)
+    profile = load_patient(ROOT / "patients" / "examples" / f"{stem}.json").model_copy(update=changes)
+    result = screen(profile, rules, as_of=AS_OF, trials=[trial])
+    render_text(result, Console(file=out, width=width, color_system=None))
     return out.getvalue().splitlines()
 
 
@@ -144,6 +145,6 @@ def test_a_narrow_terminal_puts_the_outcome_under_the_criterion_and_keeps_every_
 
 
 def test_a_notice_comes_before_any_verdict(rules):
-    page = _page(rules, "P01-jakarta-cpb-si-eligible", notices=("the patient is recorded as deceased on 2016-04-05",))
+    page = _page(rules, "P01-jakarta-cpb-si-eligible", deceased=dt.date(2016, 4, 5))
     assert page[:2] == ["Patient P01   screened as of 2026-11-22   engine 0.1.0",
                         "Check before contacting: the patient is recorded as deceased on 2016-04-05"]

@@ -41,6 +41,7 @@ from ..patient.model import (
     Procedure,
     QualitativeResult,
     Sex,
+    deceased_notice,
 )
 from .flat import _ATC, ASSESSMENTS, ERROR_MARKER, NUMERIC_LABS, QUALITATIVE_LABS, _items, blank
 
@@ -196,6 +197,17 @@ def parse_choice(choices: tuple[str, ...]) -> Callable[[Any], Any]:
     return parse
 
 
+def parse_deceased(value: Any) -> Any:
+    """The notice of a ``deceased`` cell (a yes/no, or the date of death), as the profile gives it."""
+    if isinstance(value, str) and _DATE.match(value.strip()):
+        try:
+            return deceased_notice(dt.date.fromisoformat(value.strip()))
+        except ValueError:
+            return INVALID
+    known = parse_bool(value)
+    return INVALID if known is INVALID else deceased_notice(known)
+
+
 def parse_bool(value: Any) -> Any:
     if isinstance(value, bool):
         return value
@@ -282,6 +294,7 @@ class FlatChunk:
     patient_ids: np.ndarray
     ok: np.ndarray
     age: np.ndarray  # completed years, NaN without a birth date
+    notices: np.ndarray  # per row, what to check before any contact ("": nothing; from ``deceased``)
     scalars: dict[str, Coded]  # sex, consent, pregnant...
     records: dict[str, Coded]  # conditions, medications, procedures: tuples of models; -1: not reviewed
     labs: dict[str, Lab]
@@ -371,6 +384,7 @@ def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
     patient_ids = ids.where(length > 0, "").array  # a blank id is no id
 
     age = column("birth_date", parse_age(as_of), missing=np.nan, dtype=float)
+    notices = column("deceased", parse_deceased, missing="")
 
     scalars = {
         "sex": coded("sex", parse_choice(tuple(s.value for s in Sex))),
@@ -413,7 +427,7 @@ def read_chunk(frame: pd.DataFrame, as_of: dt.date) -> FlatChunk:
 
     study = cells("ultrasound_date").present
     ultrasound = Dated(coded("ultrasound_findings", parse_findings, read=study), day_of("ultrasound_date", study))
-    return FlatChunk(rows, as_of, patient_ids, ~refused, age, scalars, records, labs, qualitative, assessments, ultrasound)
+    return FlatChunk(rows, as_of, patient_ids, ~refused, age, notices, scalars, records, labs, qualitative, assessments, ultrasound)
 
 
 def _lab(name: str, numbers: Coded, units: Coded, comparators: Coded, day: np.ndarray, refused: np.ndarray) -> Lab:

@@ -3,7 +3,8 @@
 ==========================================  ======================================================
 ``id``                                      patient id
 ``birth_date``, ``sex``, ``consent``,       as in the profile (``pregnant``, ``lactating``,
-``pregnant``, ...                           ``childbearing_potential`` are true/false)
+``pregnant``, ..., ``deceased``             ``childbearing_potential`` are true/false;
+                                            ``deceased`` true/false or the date of death)
 ``conditions``                              ICD-10 codes separated by ``;``, active on the
                                             screening date; ``none``: reviewed, none; empty or
                                             absent: not reviewed
@@ -36,15 +37,12 @@ NUMERIC_LABS = tuple(a.name for a in ANALYTES.values() if a.unit is not None and
 QUALITATIVE_LABS = tuple(a.name for a in ANALYTES.values() if a.unit is None)
 ASSESSMENTS = ("ascites_grade", "encephalopathy_grade")
 _ATC = re.compile(r"^[A-Z][0-9]{2}[A-Z]{2}[0-9]{2}$")
-_SCALARS = ("birth_date", "sex", "consent", "pregnant", "lactating", "childbearing_potential")
+_SCALARS = ("birth_date", "sex", "consent", "pregnant", "lactating", "childbearing_potential", "deceased")
 # a CSV cell is text, and only an empty one is missing: "None", "NA" or "null" are values (a patient id, a "none")
 CSV_OPTIONS: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
 # a row (or profile dict) the reader could not read, e.g. a CSV line with more fields than the header:
 # its cells are empty and this column names the problem, which becomes the row's error
 ERROR_MARKER = "__error__"
-# a profile dict's notices (screening.fhir.result.NOTICE_CODES: e.g. recorded as deceased), joined
-# with "; ": taken out before validation, they become the result rows' ``notice``
-NOTICE_MARKER = "__notice__"
 
 
 def _dated(row: dict[str, Any], column: str) -> dict[str, str]:

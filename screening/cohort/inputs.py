@@ -16,10 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import PatientDataError
-from ..fhir.result import FhirWarning, MappedProfile, notice_messages
+from ..fhir.result import FhirWarning, MappedProfile
 from ..jsontext import JsonProblem, decode_json
 from .csvfile import read_csv
-from .flat import ERROR_MARKER, NOTICE_MARKER
+from .flat import ERROR_MARKER
 from .long import read_long, reading, to_frame
 
 T = TypeVar("T")
@@ -39,8 +39,7 @@ def read_cohort(path: str | Path, chunk_size: int | None = None,
     line; a line may be a FHIR R4 Bundle), a folder of long tables, or a folder of ``*.ndjson``
     files without a ``patients`` table, read as a FHIR R4 Bulk Data export (one profile per
     Patient). ``on_fhir_warnings``, when given, is called with an export's own mapping warnings,
-    then with each FHIR patient's; a patient's notices (recorded as deceased) go with its profile
-    dict as ``{"__notice__": ...}``, for its result rows. For long tables,
+    then with each FHIR patient's. For long tables,
     ``on_unmatched``, when given, is called with each table's count of rows naming no patient of
     ``patients`` (:func:`screening.cohort.long.read_long`). A line that is not JSON, or a patient with a resource
     that is not valid FHIR R4, yields an error marker dict ``{"__error__": ...}`` in its place, and a
@@ -97,13 +96,10 @@ def _bulk_export(path: Path, chunk_size: int, on_warnings: Callable[[tuple[FhirW
 
 
 def _mapped(mapped: MappedProfile, on_warnings: Callable[[tuple[FhirWarning, ...]], Any] | None) -> dict[str, Any]:
-    """A FHIR-mapped profile as a profile dict, its notices (:data:`NOTICE_MARKER`) with it."""
+    """A FHIR-mapped profile as a profile dict, its warnings passed on."""
     if on_warnings is not None:
         on_warnings(mapped.warnings)
-    data = mapped.profile.model_dump()
-    if notices := notice_messages(mapped.warnings):
-        data[NOTICE_MARKER] = "; ".join(notices)
-    return data
+    return mapped.profile.model_dump()
 
 
 def _in_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

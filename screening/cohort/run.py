@@ -35,7 +35,7 @@ from ..rules.model import Defaults
 from .cells import read_chunk
 from .collector import fewer_collections
 from .columnar import fact_columns
-from .flat import ERROR_MARKER, NOTICE_MARKER, FlatRow, row_to_profile
+from .flat import ERROR_MARKER, FlatRow, row_to_profile
 from .long import Profiles, Source, located
 
 COLUMNS = ["patient_id", "trial_id", "rules_hash", "as_of", "verdict", "deciding", "unknown", "missing", "criteria", "error", "notice"]
@@ -151,22 +151,23 @@ class _ProfileBatch:
         self.patient_ids = pd.array([_patient_id(data) for data in chunk], dtype="str")
         self.resolved: dict[int, PatientFacts] = {}  # by row, in row order
         self.invalid: dict[int, str] = {}
-        self.notices: dict[int, str] = {}  # by row: what to check before contacting the patient (NOTICE_MARKER)
+        self.notices: dict[int, str] = {}  # by row: what to check before contacting the patient (PatientProfile.notices)
         # of the profiles read from long tables or flat rows: where each was, to name a row of a table or a column in an error
         self.sources: dict[int, Source | FlatRow] = {i: source for i, source in enumerate(getattr(chunk, "sources", ())) if source is not None}
         for index, data in enumerate(chunk):
             if isinstance(data, dict) and ERROR_MARKER in data:
                 self.invalid[index] = data[ERROR_MARKER]
                 continue
-            if isinstance(data, dict) and NOTICE_MARKER in data:
-                self.notices[index] = str(data[NOTICE_MARKER])
-                data = {key: value for key, value in data.items() if key != NOTICE_MARKER}
             try:
                 # the facts of every trial share the normalized records (PatientFacts.with_defaults);
                 # a result the resolver refuses is an error whichever trial is screened
-                self.resolved[index] = PatientFacts(parse_patient(data), as_of, Defaults(), rules.codelists)
+                profile = parse_patient(data)
+                self.resolved[index] = PatientFacts(profile, as_of, Defaults(), rules.codelists)
             except ScreeningError as exc:
                 self.invalid[index] = located(exc, self.sources.get(index))
+                continue
+            if notices := profile.notices():
+                self.notices[index] = "; ".join(notices)
         self._errors: dict[str, dict[int, str]] = {}
 
     def errors(self, trial: VectorTrial) -> dict[int, str]:
@@ -193,7 +194,9 @@ class _TableBatch:
         refused_rows = table.iloc[self.refused].to_dict("records") if len(self.refused) else []
         profiles = [row_to_profile(row) for row in refused_rows]
         self.fallback = _ProfileBatch(Profiles(profiles, map(FlatRow, profiles)), rules, as_of)
-        self.notices: dict[int, str] = {}  # a flat row carries none
+        read = self.chunk.ok & (self.chunk.notices != "")
+        self.notices: dict[int, str] = {int(i): self.chunk.notices[i] for i in np.flatnonzero(read)}
+        self.notices |= {int(self.refused[i]): notice for i, notice in self.fallback.notices.items()}
         self._errors: dict[str, dict[int, str]] = {}
 
     def errors(self, trial: VectorTrial) -> dict[int, str]:

@@ -40,7 +40,6 @@ from typing import Any
 import durable_rules_engine
 from durable.engine import Host, MessageNotHandledException
 
-from .._version import __version__
 from ..errors import EvaluatorGap
 from ..facts.resolve import PatientFacts
 from ..logic import CriterionKind, Outcome
@@ -63,7 +62,7 @@ from ..rules.model import (
     Range,
 )
 from .conditions import FALSE, Cond, and_, cmp, leaf_conditions, negate, or_, plain_value, to_json
-from .explain import explained_trial, trial_facts
+from .explain import explained_trial, screening_result, trial_facts
 from .flat import Slots, flatten
 
 # Rule node kinds the compiler cannot express, with the reason. Empty: every kind compiles. What
@@ -290,12 +289,7 @@ class DurableEngine:
     def screen(self, profile: PatientProfile, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
         selected: Sequence[str] = self.rules.select(trial_ids)
         shared = trial_facts(profile, as_of, self.rules, [self.rules.trials[t] for t in selected])
-        return ScreeningResult(
-            patient_id=profile.id,
-            as_of=as_of,
-            engine_version=__version__,
-            results=tuple(self.screen_trial(profile, as_of, loaded.trial.id, facts) for loaded, facts in shared),
-        )
+        return screening_result(profile, as_of, (self.screen_trial(profile, as_of, loaded.trial.id, facts) for loaded, facts in shared))
 
 
 def durable_engine(rules: RuleSet) -> DurableEngine:

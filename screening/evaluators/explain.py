@@ -456,10 +456,10 @@ def trial_facts(profile: PatientProfile, as_of: dt.date, rules: RuleSet, selecte
 def screen_patient(profile: PatientProfile, rules: RuleSet, as_of: dt.date, trial_ids: Iterable[str] | None = None) -> ScreeningResult:
     """Screen one patient against the trials of ``rules`` (all, or ``trial_ids``) at ``as_of``."""
     selected = [rules.trials[t] for t in rules.select(trial_ids)]
-    return ScreeningResult(
-        patient_id=profile.id,
-        as_of=as_of,
-        engine_version=__version__,
-        results=tuple(screen_trial(loaded, facts) for loaded, facts in trial_facts(profile, as_of, rules, selected)),
-    )
+    return screening_result(profile, as_of, (screen_trial(loaded, facts) for loaded, facts in trial_facts(profile, as_of, rules, selected)))
+
+
+def screening_result(profile: PatientProfile, as_of: dt.date, results: Iterable[TrialResult]) -> ScreeningResult:
+    """One patient's result, whichever engine decided its trials: the patient's notices first."""
+    return ScreeningResult(patient_id=profile.id, as_of=as_of, engine_version=__version__, notices=profile.notices(), results=tuple(results))
 

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._version import __version__
 from ..errors import EvaluatorGap
 from ..facts.resolve import PatientFacts
 from ..logic import CriterionKind, Outcome, Truth, Verdict, applicable, outcome_of
@@ -47,7 +46,7 @@ from ..rules.model import (
     trial_nodes,
 )
 from .conditions import Cond, leaf_conditions
-from .explain import compile_node, explained_trial, imprecise
+from .explain import compile_node, explained_trial, imprecise, screening_result
 from .flat import LEAF_PREFIX, Slots, flatten, leaf_keys
 
 # Rule node kinds this evaluator cannot express, with the reason. Empty: every kind is vectorized.
@@ -467,4 +466,4 @@ class VectorizedEngine:
             loaded = self.rules.trials[trial_id]
             facts = PatientFacts(profile, as_of, loaded.trial.defaults, self.rules.codelists)
             results.append(explained_trial(loaded, facts, self.outcomes(profile, as_of, trial_id, facts), "vectorized"))
-        return ScreeningResult(patient_id=profile.id, as_of=as_of, engine_version=__version__, results=tuple(results))
+        return screening_result(profile, as_of, results)

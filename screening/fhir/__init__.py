@@ -33,7 +33,7 @@ that exports Conditions exports its problem list, so:
 Mapping (R4)
 ------------
 - **Patient**: ``id`` (else the fullUrl's uuid), ``birthDate`` (a partial date leaves age unknown),
-  ``gender`` male/female/other -> ``sex`` (unknown -> not recorded); deceased is a warning.
+  ``gender`` male/female/other -> ``sex`` (unknown -> not recorded); ``deceased[x]`` -> ``deceased`` (a date, or true for a partial one), also stated as a warning.
 - **Condition**: ICD-10 (``http://hl7.org/fhir/sid/icd-10``) or ICD-10-CM -> ``icd10``, SNOMED CT
   -> ``snomed``; ``onsetDateTime`` / ``onsetPeriod``; ``abatementDateTime`` / ``abatementPeriod``
   (its end) -> ``resolved``; ``clinicalStatus`` -> ``status`` (missing: resolved when abated, else

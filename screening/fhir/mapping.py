@@ -165,8 +165,12 @@ class ProfileBuilder:
                       field="birthDate", skipped=False)
             birth_date = None
         sex = {"male": Sex.MALE, "female": Sex.FEMALE, "other": Sex.OTHER}.get(self.patient.gender or "")
-        if self.patient.deceasedBoolean or self.patient.deceasedDateTime:
-            when = f" on {as_date(self.patient.deceasedDateTime)[0]}" if self.patient.deceasedDateTime else ""
+        deceased: dt.date | bool | None = None if self.patient.deceasedBoolean is None else self.patient.deceasedBoolean
+        if self.patient.deceasedDateTime:
+            died, partial = as_date(self.patient.deceasedDateTime)
+            deceased = True if partial else died  # a partial date (a year, a month): deceased on a day unknown
+        if deceased:
+            when = f" on {deceased.isoformat()}" if isinstance(deceased, dt.date) else ""
             self.warn(patient_item, WarningCode.DECEASED, f"the patient is recorded as deceased{when}", skipped=False)
 
         for item in self._items:
@@ -192,6 +196,7 @@ class ProfileBuilder:
             procedures=self._procedures if self._reviewed[C.HISTORY_PROCEDURES] else None,
             assessments=self._assessments,
             imaging=self._imaging,
+            deceased=deceased,
             pregnant=self._latest("pregnant", "pregnancy status"),
             lactating=self._latest("lactating", "breastfeeding status"),
             childbearing_potential=self._latest("childbearing_potential", "child-bearing potential"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
@@ -30,16 +29,6 @@ class WarningCode(StrEnum):
     SUPERSEDED = "superseded"  # an older status (pregnancy, consent...) replaced by a later one
     ASSUMPTION = "assumption"  # kept, with the reading stated in the message
     DECEASED = "deceased"  # the Patient is recorded as deceased
-
-
-NOTICE_CODES = frozenset({WarningCode.DECEASED})
-"""Warnings stated before any verdict, and on a cohort's result rows (``notice``): what to check
-before contacting the patient, whatever the criteria decided."""
-
-
-def notice_messages(warnings: Iterable[FhirWarning]) -> tuple[str, ...]:
-    """The messages of ``warnings`` whose code is a :data:`NOTICE_CODES` one, in order."""
-    return tuple(w.message for w in warnings if w.code in NOTICE_CODES)
 
 
 class FhirWarning(BaseModel):

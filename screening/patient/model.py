@@ -14,7 +14,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 Code = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -244,3 +244,27 @@ class PatientProfile(_Model):
     lactating: bool | None = None
     childbearing_potential: bool | None = None
     consent: ConsentStatus | None = None
+    deceased: dt.date | bool | None = Field(default=None, description=(
+        "Recorded as deceased: the date of death, or true without one (false: recorded as alive). Screening still runs "
+        "(no criterion reads it); every result then carries a notice to read before any contact"))
+
+    @field_validator("deceased", mode="wrap")
+    @classmethod
+    def _deceased(cls, value: object, handler: ValidatorFunctionWrapHandler) -> dt.date | bool | None:
+        """One error for a value that is neither (pydantic would report each member of the union)."""
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError("deceased is the date of death (YYYY-MM-DD), or true/false") from None
+
+    def notices(self) -> tuple[str, ...]:
+        """What to check before acting on any verdict for this patient (:func:`deceased_notice`)."""
+        notice = deceased_notice(self.deceased)
+        return (notice,) if notice else ()
+
+
+def deceased_notice(deceased: dt.date | bool | None) -> str:
+    """The notice a ``deceased`` value gives (as a FHIR mapping warning words it); "" for none."""
+    if deceased is None or deceased is False:
+        return ""
+    return "the patient is recorded as deceased" + (f" on {deceased.isoformat()}" if isinstance(deceased, dt.date) else "")

@@ -164,11 +164,11 @@ def trial_table(result: TrialResult) -> _TrialView:
     return _TrialView(result)
 
 
-def render_text(result: ScreeningResult, console: Console, notices: Sequence[str] = ()) -> None:
-    """The result, trial by trial; ``notices`` (e.g. that the patient is recorded as deceased) are
+def render_text(result: ScreeningResult, console: Console) -> None:
+    """The result, trial by trial; its notices (e.g. that the patient is recorded as deceased) are
     printed under the patient line, before any verdict."""
     console.print(Text.assemble(("Patient ", "bold"), result.patient_id, f"   screened as of {result.as_of.isoformat()}   engine {result.engine_version}"))
-    for notice in notices:
+    for notice in result.notices:
         console.print(Text(f"Check before contacting: {notice}", style="bold red"))
     for trial in result.results:
         console.print()
